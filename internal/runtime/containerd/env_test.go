@@ -15,13 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warren-project/warren/internal/ociimage"
 	"github.com/warren-project/warren/internal/runtime"
+	"github.com/warren-project/warren/internal/testutil"
 )
 
 // testEnv is a containerd of the test's own, in a temporary directory, and
@@ -38,20 +38,7 @@ type testEnv struct {
 // containerd, runc and a static busybox.
 func requireHost(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts containerd: skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd and containers")
-	}
-	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "busybox"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("no %s binary on PATH (Debian: apt-get install containerd runc busybox-static)", bin)
-		}
-	}
-	if _, err := busyboxFiles(); err != nil {
-		t.Skipf("cannot make a busybox image: %v", err)
-	}
+	testutil.RequireRoot(t, "containerd", "containerd-shim-runc-v2", "runc", "busybox")
 }
 
 // newTestEnv starts containerd under t.TempDir() (socket in a short /tmp
@@ -173,39 +160,9 @@ func removeCgroups(ns string) {
 	}
 }
 
-var (
-	bbOnce  sync.Once
-	bbFiles []ociimage.File
-	bbErr   error
-)
-
-func busyboxFiles() ([]ociimage.File, error) {
-	bbOnce.Do(func() {
-		bb, err := exec.LookPath("busybox")
-		if err != nil {
-			bbErr = err
-			return
-		}
-		bbFiles, bbErr = ociimage.BusyboxFiles(bb)
-	})
-	return bbFiles, bbErr
-}
-
 // busyboxImage returns an OCI layout tar of a busybox image named ref.
 func busyboxImage(t *testing.T, ref string, cfg ociimage.Config, extra ...ociimage.File) []byte {
-	t.Helper()
-	files, err := busyboxFiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Env == nil {
-		cfg.Env = []string{"PATH=/bin"}
-	}
-	var buf bytes.Buffer
-	if err := ociimage.Build(&buf, ref, append(slices.Clone(files), extra...), cfg); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.BusyboxImage(t, ref, cfg, extra...)
 }
 
 // importImage builds and imports a busybox image named ref.
@@ -243,16 +200,9 @@ func (e *testEnv) run(spec runtime.Spec) runtime.Container {
 	return c
 }
 
-// waitFor polls cond every 50 ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // waitExit receives the exit from ch within timeout.

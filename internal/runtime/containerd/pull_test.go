@@ -3,97 +3,21 @@ package containerd
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/warren-project/warren/internal/ociimage"
 	"github.com/warren-project/warren/internal/runtime"
+	"github.com/warren-project/warren/internal/testutil"
 )
-
-// startRegistry runs Debian's docker-registry on a free loopback port and
-// returns its host:port.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("no docker-registry binary (Debian: apt-get install docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			data, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Logf("registry log:\n%s", data)
-		}
-	})
-	hc := &http.Client{Timeout: time.Second}
-	waitFor(t, 15*time.Second, "registry answering at "+addr, func() bool {
-		select {
-		case <-exited:
-			data, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Fatalf("registry exited:\n%s", data)
-		default:
-		}
-		resp, err := hc.Get("http://" + addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return addr
-}
 
 func TestPullFromLocalRegistry(t *testing.T) {
 	e := newTestEnv(t)
-	reg := startRegistry(t)
+	reg := testutil.StartRegistry(t)
 	ctx := context.Background()
 	ref := reg + "/warren/pulltest:v1"
 
