@@ -38,6 +38,9 @@ type Config struct {
 	ClientTLS     func(serverName string) *tls.Config
 	FSM           raft.FSM
 	Logger        *slog.Logger
+	// LeaderNotify, if set, receives true when this member becomes leader
+	// and false when it stops being one. It must be drained promptly.
+	LeaderNotify chan bool
 
 	// Timing: hashicorp/raft's defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout   time.Duration
@@ -128,6 +131,7 @@ func Start(cfg Config, bootstrap bool) (*Node, error) {
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NotifyCh = cfg.LeaderNotify
 
 	existing, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/warren-project/warren/api"
+)
+
+// nodeRow is one line of `node ls`, and what its templates see.
+type nodeRow struct {
+	ID, Hostname, Role, Status, Availability, Address string
+	Tasks                                             int
+}
+
+func newNodeCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "List and inspect the cluster's nodes", Args: cobra.NoArgs}
+	var lsFormat, inspectFormat string
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List nodes",
+		Args:    args(0, 0, "none"),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return c.listNodes(cmd, format(lsFormat)) },
+	}
+	ls.Flags().StringVar(&lsFormat, "format", "", "json, or a Go template over ID, Hostname, Role, Status, Availability, Address, Tasks")
+	inspect := &cobra.Command{
+		Use:   "inspect NODE...",
+		Short: "Show nodes in detail (JSON by default)",
+		Args:  args(1, -1, "NODE..."),
+		RunE:  func(cmd *cobra.Command, a []string) error { return c.inspectNodes(cmd, format(inspectFormat), a) },
+	}
+	inspect.Flags().StringVar(&inspectFormat, "format", "", "json (the default), or a Go template over the API's Node")
+	cmd.AddCommand(ls, inspect)
+	return cmd
+}
+
+func (c *cli) listNodes(cmd *cobra.Command, f format) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	resp, err := cl.ListNodes(cmd.Context(), &api.ListNodesRequest{})
+	if err != nil {
+		return err
+	}
+	tasks, err := cl.ListTasks(cmd.Context(), &api.ListTasksRequest{})
+	if err != nil {
+		return err
+	}
+	running := map[string]int{}
+	for _, t := range tasks.GetTasks() {
+		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
+			running[t.GetNodeId()]++
+		}
+	}
+	nodes := resp.GetNodes()
+	sort.Slice(nodes, func(i, j int) bool {
+		return nodes[i].GetDescription().GetHostname() < nodes[j].GetDescription().GetHostname()
+	})
+	l := listing{header: []string{"ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY", "ADDRESS", "TASKS"}}
+	for _, n := range nodes {
+		r := nodeRow{
+			ID: shortID(n.GetId()), Hostname: n.GetDescription().GetHostname(),
+			Role:         enumName(n.GetSpec().GetRole(), "NODE_ROLE_"),
+			Status:       enumName(n.GetStatus().GetState(), "NODE_STATE_"),
+			Availability: enumName(n.GetSpec().GetAvailability(), "NODE_AVAILABILITY_"),
+			Address:      n.GetStatus().GetAddr(), Tasks: running[n.GetId()],
+		}
+		l.add(r, n, r.ID, r.Hostname, r.Role, r.Status, r.Availability, r.Address, fmt.Sprint(r.Tasks))
+	}
+	return writeListing(c.out, f, l)
+}
+
+func (c *cli) inspectNodes(cmd *cobra.Command, f format, refs []string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	var found []proto.Message
+	var errs []error
+	for _, ref := range refs {
+		resp, err := cl.GetNode(cmd.Context(), &api.GetNodeRequest{Node: ref})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		found = append(found, resp.GetNode())
+	}
+	if len(found) > 0 || len(errs) == 0 {
+		if err := writeObjects(c.out, f, found); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}

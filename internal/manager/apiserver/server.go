@@ -1,0 +1,103 @@
+// Package apiserver implements the Control API on top of the state store:
+// it validates requests, turns them into store writes, and maps errors to
+// gRPC codes. It holds no state of its own.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/raftnode"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// Images is how the API reaches the nodes' image stores.
+type Images interface {
+	// NormalizeRef returns the full form of ref, or why it is invalid.
+	NormalizeRef(ref string) (string, error)
+	// CheckImage returns nil when a task using ref can start: the image is
+	// on a node or its registry knows it. The error says which and why.
+	CheckImage(ctx context.Context, ref string) error
+	ImportImage(ctx context.Context, r io.Reader, nodeIDs []string) ([]*api.Image, error)
+	ListImages(ctx context.Context) ([]*api.Image, error)
+}
+
+// Config of the API server.
+type Config struct {
+	Store  *state.MemoryStore
+	Images Images
+	// Raft describes the consensus state for `cluster info`.
+	Raft          func() *api.RaftInfo
+	ManagerNodeID string
+	StartedAt     time.Time
+	Logger        *slog.Logger
+	// MaxWait caps a blocking query's wait.
+	MaxWait time.Duration
+}
+
+// Server implements api.ControlServer.
+type Server struct {
+	api.UnimplementedControlServer
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Control API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 5 * time.Minute
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("module", "apiserver")}
+}
+
+var _ api.ControlServer = (*Server)(nil)
+
+// invalidArgument marks an error as the caller's: InvalidArgument.
+type invalidArgument struct{ err error }
+
+func (e invalidArgument) Error() string { return e.err.Error() }
+func (e invalidArgument) Unwrap() error { return e.err }
+
+func invalid(format string, args ...any) error {
+	return invalidArgument{fmt.Errorf(format, args...)}
+}
+
+// toStatus maps an error to the gRPC code a client can act on.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var inv invalidArgument
+	code := codes.Internal
+	switch {
+	case errors.As(err, &inv), errors.Is(err, state.ErrInvalid), errors.Is(err, state.ErrAmbiguous):
+		code = codes.InvalidArgument
+	case errors.Is(err, state.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, state.ErrNameConflict), errors.Is(err, state.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, state.ErrVersionConflict):
+		code = codes.FailedPrecondition
+	case errors.Is(err, raftnode.ErrNoLeader):
+		code = codes.Unavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,187 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/ids"
+	"github.com/warren-project/warren/internal/manager/scheduler"
+	"github.com/warren-project/warren/internal/spec"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// CreateService validates the spec, checks that its image can be had, and
+// stores the service; the orchestrator makes its tasks.
+func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
+	sp := req.GetSpec()
+	if sp == nil {
+		return nil, toStatus(invalid("no service spec given"))
+	}
+	sp = proto.Clone(sp).(*api.ServiceSpec)
+	if err := s.prepareSpec(ctx, sp, ""); err != nil {
+		return nil, toStatus(err)
+	}
+	svc := &api.Service{Id: ids.New(), Meta: &api.Meta{}, Spec: sp, SpecVersion: 1}
+	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Create(svc) })
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("cannot create service %q: %w", sp.GetName(), err))
+	}
+	var created *api.Service
+	s.cfg.Store.View(func(tx state.ReadTx) { created = tx.GetService(svc.Id) })
+	s.log.Info("service created", "service.id", svc.Id, "service.name", sp.GetName())
+	return &api.CreateServiceResponse{Service: created}, nil
+}
+
+// prepareSpec fills defaults, validates, and resolves the image reference.
+// oldImage is the image already in use, which needs no new check.
+func (s *Server) prepareSpec(ctx context.Context, sp *api.ServiceSpec, oldImage string) error {
+	withDefaults(sp)
+	if err := spec.ValidateServiceSpec(sp); err != nil {
+		return invalidArgument{err}
+	}
+	if _, err := scheduler.ParseConstraints(sp.GetTask().GetPlacement().GetConstraints()); err != nil {
+		return invalidArgument{err}
+	}
+	c := sp.GetTask().GetContainer()
+	ref, err := s.cfg.Images.NormalizeRef(c.GetImage())
+	if err != nil {
+		return invalidArgument{err}
+	}
+	c.Image = ref
+	if ref == oldImage {
+		return nil
+	}
+	if err := s.cfg.Images.CheckImage(ctx, ref); err != nil {
+		return invalid("image %s cannot be used: %v. Import it with \"warren image import FILE\", or check the name and the registry", ref, err)
+	}
+	return nil
+}
+
+// withDefaults fills what a spec may leave out.
+func withDefaults(sp *api.ServiceSpec) {
+	if sp.GetMode() == nil {
+		sp.Mode = &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 1}}
+	}
+	if sp.Task == nil {
+		sp.Task = &api.TaskSpec{}
+	}
+	if sp.Task.Container == nil {
+		sp.Task.Container = &api.ContainerSpec{}
+	}
+	if sp.Task.Container.Network == "" {
+		sp.Task.Container.Network = "host"
+	}
+}
+
+// GetService finds a service by ID, name or ID prefix.
+func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api.GetServiceResponse, error) {
+	var svc *api.Service
+	var err error
+	s.cfg.Store.View(func(tx state.ReadTx) { svc, err = tx.LookupService(req.GetService()) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.GetServiceResponse{Service: svc}, nil
+}
+
+// ListServices lists services with their running and desired task counts.
+func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	resp := &api.ListServicesResponse{RunningTasks: map[string]uint64{}, DesiredTasks: map[string]uint64{}}
+	names := map[string]bool{}
+	for _, n := range req.GetNames() {
+		names[n] = true
+	}
+	s.cfg.Store.View(func(tx state.ReadTx) {
+		for _, svc := range tx.ListServices() {
+			if len(names) > 0 && !names[svc.GetSpec().GetName()] {
+				continue
+			}
+			resp.Services = append(resp.Services, svc)
+			var running, desired uint64
+			for _, t := range tx.ListTasks(state.ByService(svc.GetId())) {
+				if t.GetDesiredState() != api.TaskState_TASK_STATE_RUNNING {
+					continue
+				}
+				desired++
+				if t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
+					running++
+				}
+			}
+			if r := svc.GetSpec().GetReplicated(); r != nil {
+				desired = r.GetReplicas()
+			}
+			resp.RunningTasks[svc.GetId()] = running
+			resp.DesiredTasks[svc.GetId()] = desired
+		}
+	})
+	return resp, nil
+}
+
+// UpdateService replaces a service's spec. A change of the task template
+// makes a new spec version, which the orchestrator rolls out; a change of
+// replicas alone does not.
+func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
+	var cur *api.Service
+	var err error
+	s.cfg.Store.View(func(tx state.ReadTx) { cur, err = tx.LookupService(req.GetService()) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if v := req.GetServiceVersion(); v != 0 && v != cur.GetMeta().GetVersion() {
+		return nil, toStatus(fmt.Errorf("service %s is at version %d, not %d: read it again and retry: %w",
+			cur.GetSpec().GetName(), cur.GetMeta().GetVersion(), v, state.ErrVersionConflict))
+	}
+	sp := proto.Clone(req.GetSpec()).(*api.ServiceSpec)
+	if sp == nil || sp.GetTask() == nil {
+		return nil, toStatus(invalid("no service spec given"))
+	}
+	if sp.GetName() != cur.GetSpec().GetName() {
+		return nil, toStatus(invalid("a service cannot be renamed (%q to %q): create a new service instead", cur.GetSpec().GetName(), sp.GetName()))
+	}
+	if (sp.GetGlobal() != nil) != (cur.GetSpec().GetGlobal() != nil) {
+		return nil, toStatus(invalid("a service's mode (replicated or global) cannot change: create a new service instead"))
+	}
+	if err := s.prepareSpec(ctx, sp, cur.GetSpec().GetTask().GetContainer().GetImage()); err != nil {
+		return nil, toStatus(err)
+	}
+	next := proto.Clone(cur).(*api.Service)
+	if !proto.Equal(sp.GetTask(), cur.GetSpec().GetTask()) {
+		next.SpecVersion++
+		next.PreviousSpec = cur.GetSpec()
+	}
+	next.Spec = sp
+	err = s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Update(next) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.cfg.Store.View(func(tx state.ReadTx) { next = tx.GetService(cur.GetId()) })
+	return &api.UpdateServiceResponse{Service: next}, nil
+}
+
+// RemoveService deletes a service and marks its tasks for removal in one
+// write; nodes stop the containers and the orchestrator reaps the tasks.
+func (s *Server) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error {
+		svc, err := tx.LookupService(req.GetService())
+		if err != nil {
+			return err
+		}
+		for _, t := range tx.ListTasks(state.ByService(svc.GetId())) {
+			if t.GetDesiredState() == api.TaskState_TASK_STATE_REMOVE {
+				continue
+			}
+			t.DesiredState = api.TaskState_TASK_STATE_REMOVE
+			if err := tx.Update(t); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(svc)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.RemoveServiceResponse{}, nil
+}

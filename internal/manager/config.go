@@ -1,0 +1,55 @@
+package manager
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/warren-project/warren/internal/runtime"
+)
+
+// Config of a manager. DefaultConfig gives the production values.
+type Config struct {
+	// DataDir holds the Raft log, the CA, certificates and the node's files.
+	DataDir     string
+	ClusterName string
+	// ListenAddr serves the gRPC API and node sessions over mutual TLS.
+	ListenAddr string
+	// AdvertiseAddr is the address other nodes reach this manager at
+	// (default: the listen address, or this host's address when that is
+	// a wildcard).
+	AdvertiseAddr string
+	// RaftAddr is where the Raft transport listens (mutual TLS, managers only).
+	RaftAddr string
+	// RESTAddr serves the JSON gateway over mutual TLS; empty disables it.
+	RESTAddr string
+	// SocketPath is the root-only unix socket of the local CLI.
+	SocketPath string
+	// ContainerdSocket is the containerd to use; when none answers there
+	// and a containerd binary is on PATH, the manager runs its own.
+	ContainerdSocket string
+	// Executor replaces containerd (tests pass a fake).
+	Executor runtime.Executor
+
+	Logger *slog.Logger
+
+	// Timing, shortened by tests.
+	HeartbeatPeriod   time.Duration
+	RaftHeartbeat     time.Duration
+	RaftElection      time.Duration
+	RaftLeaderLease   time.Duration
+	SnapshotThreshold uint64
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:          "/var/lib/warren",
+		ClusterName:      "warren",
+		ListenAddr:       "0.0.0.0:2377",
+		RaftAddr:         "0.0.0.0:2379",
+		RESTAddr:         "0.0.0.0:2378",
+		SocketPath:       "/run/warren/warren.sock",
+		ContainerdSocket: "/run/containerd/containerd.sock",
+		HeartbeatPeriod:  5 * time.Second,
+	}
+}

@@ -1,0 +1,179 @@
+// Package manager is the composition root of a Warren manager: it opens the
+// data dir, starts Raft and the state store, serves the API, runs the
+// control pipeline while it leads, and runs the local node's agent.
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/warren-project/warren/internal/manager/dispatcher"
+	"github.com/warren-project/warren/internal/raftnode"
+	"github.com/warren-project/warren/internal/runtime"
+	"github.com/warren-project/warren/internal/runtime/containerd"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/state"
+	"github.com/warren-project/warren/internal/worker"
+)
+
+// Manager is one running manager.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	creds *managerCreds
+	store *state.MemoryStore
+	raft  *raftnode.Node
+	exec  runtime.Executor
+	own   *containerd.Supervised
+
+	local, remote *grpc.Server
+	dispatcher    *dispatcher.Dispatcher
+	agent         *worker.Agent
+	rest          *http.Server
+
+	inproc            *inProcess
+	leaderCh          chan bool
+	tcpAddr, restAddr net.Addr
+	ready             chan struct{}
+	wg                sync.WaitGroup
+}
+
+// New checks cfg; Run does the work.
+func New(cfg Config) (*Manager, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required (--data-dir)")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatPeriod == 0 {
+		cfg.HeartbeatPeriod = DefaultConfig().HeartbeatPeriod
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "warren"
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger.With("module", "manager"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the manager serves its API.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// Addr is the address of the TLS gRPC API (useful with port 0).
+func (m *Manager) Addr() net.Addr { return m.tcpAddr }
+
+// RESTAddr is the address of the JSON gateway, nil when disabled.
+func (m *Manager) RESTAddr() net.Addr { return m.restAddr }
+
+// NodeID is this manager's node ID.
+func (m *Manager) NodeID() string { return m.creds.NodeID }
+
+// Store is the manager's state store (for tests and tools).
+func (m *Manager) Store() *state.MemoryStore { return m.store }
+
+// Run starts everything and blocks until ctx ends, then stops cleanly.
+// Containers keep running after it returns.
+func (m *Manager) Run(ctx context.Context) (err error) {
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	onStop := func(f func()) { stops = append(stops, f) }
+
+	if m.creds, err = loadOrCreateCredentials(m.cfg.DataDir, m.cfg.ClusterName, m.certHosts()); err != nil {
+		return err
+	}
+	if err := m.startRaft(ctx, onStop); err != nil {
+		return err
+	}
+	if err := m.startExecutor(ctx, onStop); err != nil {
+		return err
+	}
+	if err := m.ensureClusterObjects(ctx); err != nil {
+		return err
+	}
+	if err := m.serve(ctx, onStop); err != nil {
+		return err
+	}
+	m.startLeading(ctx, onStop)
+	if err := m.startAgent(ctx, onStop); err != nil {
+		return err
+	}
+	close(m.ready)
+	m.log.Info("manager ready", "node.id", m.creds.NodeID, "cluster.id", m.creds.ClusterID,
+		"api", m.tcpAddr, "socket", m.cfg.SocketPath)
+	<-ctx.Done()
+	m.log.Info("manager stopping; containers keep running")
+	return nil
+}
+
+func (m *Manager) certHosts() []string {
+	hosts := []string{}
+	for _, a := range []string{m.cfg.AdvertiseAddr, m.cfg.ListenAddr} {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// raftAdvertise is the Raft address peers are told: the advertised host
+// with the Raft port.
+func (m *Manager) raftAdvertise() string {
+	_, port, err := net.SplitHostPort(m.cfg.RaftAddr)
+	if err != nil {
+		return ""
+	}
+	host := "127.0.0.1"
+	if hosts := m.certHosts(); len(hosts) > 0 {
+		host = hosts[0]
+	}
+	if port == "0" {
+		return "" // an ephemeral port: let the transport report what it bound
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
+	m.store = state.NewMemoryStore(nil)
+	pool := m.creds.CA.Pool()
+	leaderCh := make(chan bool, 8)
+	n, err := raftnode.Start(raftnode.Config{
+		NodeID: m.creds.NodeID, DataDir: m.cfg.DataDir,
+		BindAddr: m.cfg.RaftAddr, AdvertiseAddr: m.raftAdvertise(),
+		ServerTLS: ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true),
+		ClientTLS: func(name string) *tls.Config { return ca.ClientTLSConfig(pool, m.creds.Cert.Certificate, name) },
+		FSM:       &state.FSM{Store: m.store}, Logger: m.cfg.Logger, LeaderNotify: leaderCh,
+		HeartbeatTimeout: m.cfg.RaftHeartbeat, ElectionTimeout: m.cfg.RaftElection,
+		LeaderLeaseTimeout: m.cfg.RaftLeaderLease, SnapshotThreshold: m.cfg.SnapshotThreshold,
+	}, true)
+	if err != nil {
+		return err
+	}
+	m.raft = n
+	m.leaderCh = leaderCh
+	m.store.SetProposer(n)
+	onStop(func() {
+		if err := n.Shutdown(); err != nil {
+			m.log.Warn("raft shutdown", "err", err)
+		}
+	})
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return n.WaitForLeader(wctx)
+}

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/ociimage"
+	"github.com/warren-project/warren/internal/testutil"
+)
+
+// A service's whole life: create, self-healing after SIGKILL, scale up and
+// to zero, delete — checked against containerd itself.
+func TestServiceLifecycle(t *testing.T) {
+	c := newCluster(t)
+	c.importBusybox(testImage)
+
+	out := c.mustWarren("service", "create", "sleeper", "--image", testImage, "--replicas", "3", "--", "sleep", "100000")
+	if !strings.Contains(out, "3") {
+		t.Errorf("create output does not show progress to 3 replicas:\n%s", out)
+	}
+	if n := len(c.running("sleeper")); n != 3 {
+		t.Fatalf("%d containers running after create returned, want 3", n)
+	}
+
+	// SIGKILL one container's process: the node restarts it in place.
+	victim := c.running("sleeper")[0]
+	if err := syscall.Kill(int(victim.Pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "killed container restarted", func() bool {
+		for _, task := range c.tasks("sleeper") {
+			st := task.GetStatus()
+			if task.GetId() == victim.ID && st.GetRestartCount() >= 1 && st.GetState() == api.TaskState_TASK_STATE_RUNNING {
+				return st.GetPid() != victim.Pid && alive(st.GetPid())
+			}
+		}
+		return false
+	})
+	for _, task := range c.tasks("sleeper") {
+		if task.GetId() == victim.ID && task.GetStatus().GetLastExit().GetExitCode() != 137 {
+			t.Errorf("last exit = %v, want code 137", task.GetStatus().GetLastExit())
+		}
+	}
+	ps := c.mustWarren("service", "ps", "sleeper")
+	if !strings.Contains(ps, "sleeper.") {
+		t.Errorf("service ps does not name the tasks:\n%s", ps)
+	}
+
+	c.mustWarren("service", "scale", "sleeper=5")
+	if n := len(c.running("sleeper")); n != 5 {
+		t.Fatalf("%d containers running after scale to 5, want 5", n)
+	}
+	c.mustWarren("service", "scale", "sleeper=0")
+	testutil.WaitFor(t, 30*time.Second, "no container left after scale to 0", func() bool {
+		return len(c.containers("sleeper")) == 0
+	})
+
+	c.mustWarren("service", "scale", "sleeper=2")
+	c.mustWarren("service", "rm", "sleeper")
+	if n := len(c.tasks("sleeper")); n != 0 {
+		t.Fatalf("%d tasks left after service rm returned", n)
+	}
+	// rm returns once every container has stopped and its task is gone;
+	// the node then deletes the stopped containers.
+	testutil.WaitFor(t, 10*time.Second, "containers deleted after service rm", func() bool {
+		return len(c.containers("sleeper")) == 0
+	})
+}
+
+// Restarting the manager on its data dir resumes the cluster and adopts
+// the running containers: the same tasks, the same processes.
+func TestManagerRestartAdoptsContainers(t *testing.T) {
+	c := newCluster(t)
+	c.importBusybox(testImage)
+	c.mustWarren("service", "create", "keeper", "--image", testImage, "--replicas", "2", "--", "sleep", "100000")
+	before := map[string]uint32{}
+	for _, ctr := range c.running("keeper") {
+		before[ctr.ID] = ctr.Pid
+	}
+	if len(before) != 2 {
+		t.Fatalf("%d containers running, want 2", len(before))
+	}
+
+	c.stop()
+	for id, pid := range before {
+		if !alive(pid) {
+			t.Fatalf("container %s (pid %d) died when the manager stopped", id, pid)
+		}
+	}
+	c.start()
+
+	testutil.WaitFor(t, 30*time.Second, "both tasks reported running again", func() bool {
+		n := 0
+		for _, task := range c.tasks("keeper") {
+			if task.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
+				n++
+			}
+		}
+		return n == 2
+	})
+	tasks := c.tasks("keeper")
+	if len(tasks) != 2 {
+		t.Fatalf("%d tasks after restart, want the same 2", len(tasks))
+	}
+	for _, task := range tasks {
+		pid, ok := before[task.GetId()]
+		if !ok {
+			t.Errorf("task %s is new: the old ones were not adopted", task.GetId())
+			continue
+		}
+		if st := task.GetStatus(); st.GetPid() != pid || st.GetRestartCount() != 0 {
+			t.Errorf("task %s: pid %d restarts %d, want pid %d and no restart", task.GetId(), st.GetPid(), st.GetRestartCount(), pid)
+		}
+	}
+	if n := len(c.containers("keeper")); n != 2 {
+		t.Fatalf("%d containers after restart, want 2", n)
+	}
+}
+
+// An image that is not on the node is pulled from its registry: here
+// Debian's docker-registry on loopback, with the test's own image pushed.
+func TestPullFromLocalRegistry(t *testing.T) {
+	c := newCluster(t)
+	reg := testutil.StartRegistry(t)
+	ref := reg + "/warren/e2e:v1"
+	ctx := context.Background()
+	if _, err := c.exec.ImportImage(ctx, strings.NewReader(string(testutil.BusyboxImage(t, ref, ociimage.Config{})))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec.PushImage(ctx, ref, nil); err != nil {
+		t.Fatalf("push to %s: %v", reg, err)
+	}
+	if err := c.exec.DeleteImage(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+
+	c.mustWarren("service", "create", "pulled", "--image", ref, "--", "sleep", "100000")
+	if n := len(c.running("pulled")); n != 1 {
+		t.Fatalf("%d containers running, want 1", n)
+	}
+	if ok, err := c.exec.HasImage(ctx, ref); err != nil || !ok {
+		t.Fatalf("image not on the node after the pull: %v %v", ok, err)
+	}
+}
+
+// Bad input gets one clear line and a non-zero exit, and changes nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	c := newCluster(t)
+	c.importBusybox(testImage)
+	c.mustWarren("service", "create", "web", "--image", testImage, "--", "sleep", "100000")
+	info := func() *api.GetClusterInfoResponse {
+		resp, err := c.client.GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	before := info()
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"invalid name", []string{"service", "create", "Bad Name", "--image", testImage}, "invalid service name"},
+		{"negative replicas", []string{"service", "create", "x", "--image", testImage, "--replicas", "-1"}, "replicas"},
+		{"image nowhere", []string{"service", "create", "x", "--image", "127.0.0.1:1/nothing:v1"}, "127.0.0.1:1/nothing:v1"},
+		{"name taken", []string{"service", "create", "web", "--image", testImage}, "web"},
+		{"unknown flag", []string{"service", "create", "x", "--image", testImage, "--replica", "2"}, "unknown flag"},
+		{"no such service", []string{"service", "scale", "nope=2"}, "nope"},
+		{"bad memory", []string{"service", "create", "x", "--image", testImage, "--limit-memory", "lots"}, "memory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, err := c.warren(tc.args...)
+			if err == nil {
+				t.Fatalf("warren %v succeeded", tc.args)
+			}
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			if !strings.Contains(lines[0], tc.want) {
+				t.Errorf("error %q does not mention %q", errOut, tc.want)
+			}
+			if len(lines) > 2 {
+				t.Errorf("error is %d lines, want one clear line (plus a hint):\n%s", len(lines), errOut)
+			}
+		})
+	}
+
+	t.Run("dead manager socket", func(t *testing.T) {
+		out, errOut, err := c.warren("-H", "unix:///tmp/no-warren-here.sock", "service", "ls")
+		_ = out
+		if err == nil || !strings.Contains(errOut, "/tmp/no-warren-here.sock") {
+			t.Fatalf("err = %v, stderr %q: want a failure naming the socket", err, errOut)
+		}
+	})
+
+	after := info()
+	if after.GetServices() != before.GetServices() || after.GetTasks() != before.GetTasks() {
+		t.Fatalf("bad input changed the state: %d services/%d tasks, was %d/%d",
+			after.GetServices(), after.GetTasks(), before.GetServices(), before.GetTasks())
+	}
+}
