@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -22,7 +21,6 @@ import (
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
-	"github.com/warren-project/warren/internal/worker"
 )
 
 // Manager is one running manager.
@@ -37,14 +35,12 @@ type Manager struct {
 
 	local, remote *grpc.Server
 	dispatcher    *dispatcher.Dispatcher
-	agent         *worker.Agent
 	rest          *http.Server
 
 	inproc            *inProcess
 	leaderCh          chan bool
 	tcpAddr, restAddr net.Addr
 	ready             chan struct{}
-	wg                sync.WaitGroup
 }
 
 // New checks cfg; Run does the work.
