@@ -53,6 +53,15 @@ func (c *cli) ago(ts *timestamppb.Timestamp) string {
 	return humanDuration(c.clock().Sub(ts.AsTime())) + " ago"
 }
 
+// lowerFirst lower-cases the first letter, for a duration inside a
+// sentence: "Running less than a second ago".
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
 // stateName is a task state in lower case: "running".
 func stateName(s api.TaskState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "TASK_STATE_"))

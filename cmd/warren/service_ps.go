@@ -60,7 +60,7 @@ func (c *cli) psRow(t *api.Task, hosts map[string]string, noTrunc bool) psRow {
 	r := psRow{
 		ID: t.GetId(), Name: taskName(t), Image: t.GetSpec().GetContainer().GetImage(),
 		DesiredState: stateTitle(t.GetDesiredState()),
-		CurrentState: joinNonEmpty(" ", stateTitle(st.GetState()), c.ago(st.GetTimestamp())),
+		CurrentState: joinNonEmpty(" ", stateTitle(st.GetState()), lowerFirst(c.ago(st.GetTimestamp()))),
 		Restarts:     st.GetRestartCount(), Error: st.GetErr(),
 	}
 	if t.GetNodeId() != "" {

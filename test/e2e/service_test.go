@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,5 +205,56 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if after.GetServices() != before.GetServices() || after.GetTasks() != before.GetTasks() {
 		t.Fatalf("bad input changed the state: %d services/%d tasks, was %d/%d",
 			after.GetServices(), after.GetTasks(), before.GetServices(), before.GetTasks())
+	}
+}
+
+// `service update` replaces the tasks one at a time with the new spec; the
+// old tasks stay visible as history in `service ps`.
+func TestServiceUpdateRollsOneAtATime(t *testing.T) {
+	c := newCluster(t)
+	c.importBusybox(testImage)
+	script := `trap "exit 0" TERM; echo "v=$V in $PWD"; sleep 100000 & wait`
+	c.mustWarren("service", "create", "roller", "--image", testImage, "--replicas", "3",
+		"--env", "V=1", "--workdir", "/tmp", "--", "sh", "-c", script)
+	c.mustWarren("service", "update", "roller", "--env-add", "V=2")
+
+	var current, history []*api.Task
+	for _, task := range c.tasks("roller") {
+		if task.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING {
+			current = append(current, task)
+		} else {
+			history = append(history, task)
+		}
+	}
+	if len(current) != 3 || len(history) != 3 {
+		t.Fatalf("%d current and %d earlier tasks, want 3 and 3", len(current), len(history))
+	}
+	for _, task := range current {
+		if task.GetSpecVersion() != 2 || task.GetStatus().GetState() != api.TaskState_TASK_STATE_RUNNING {
+			t.Errorf("task %s: spec version %d, state %v; want 2, running", task.GetId(), task.GetSpecVersion(), task.GetStatus().GetState())
+		}
+		logPath := filepath.Join(c.dir, "data", "logs", task.GetId()+".log")
+		testutil.WaitFor(t, 10*time.Second, "new task logs v=2 in /tmp", func() bool {
+			data, _ := os.ReadFile(logPath)
+			return strings.Contains(string(data), "v=2 in /tmp")
+		})
+	}
+	// One at a time: each new task was made only once the one before it ran.
+	sort.Slice(current, func(i, j int) bool {
+		return current[i].GetMeta().GetCreatedAt().AsTime().Before(current[j].GetMeta().GetCreatedAt().AsTime())
+	})
+	for i := 1; i < len(current); i++ {
+		prevRunning := current[i-1].GetStatus().GetTimestamp().AsTime()
+		if created := current[i].GetMeta().GetCreatedAt().AsTime(); created.Before(prevRunning) {
+			t.Errorf("task %d was created at %v, before task %d ran (%v)", i, created, i-1, prevRunning)
+		}
+	}
+	for _, task := range history {
+		if task.GetStatus().GetState() < api.TaskState_TASK_STATE_COMPLETE {
+			t.Errorf("earlier task %s is still %v", task.GetId(), task.GetStatus().GetState())
+		}
+	}
+	if ps := c.mustWarren("service", "ps", "roller"); strings.Count(ps, `\_`) != 3 {
+		t.Errorf("service ps does not show the 3 earlier tasks as history:\n%s", ps)
 	}
 }
