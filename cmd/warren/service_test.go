@@ -246,7 +246,7 @@ func TestServicePsShowsHistory(t *testing.T) {
 	}
 	wantRows := [][]string{
 		{"cur1aaaaaaaa", "web.1", "nginx:1", "node-1", "Running", "Running 5 seconds ago", "2"},
-		{"old1aaaaaaaa", `\_ web.1`, "Shutdown", "Failed About an hour ago", "exit status 1: a very long error messag…"},
+		{"old1aaaaaaaa", `\_ web.1`, "Shutdown", "Failed about an hour ago", "exit status 1: a very long error messag…"},
 		{"cur2aaaaaaaa", "web.2", "Running", "Preparing 3 minutes ago"},
 		{"old2aaaaaaaa", `\_ web.2`, "Shutdown", "Shutdown 2 hours ago"},
 	}
