@@ -23,6 +23,7 @@ const (
 	actAdopt                 // the container already runs: report RUNNING
 	actWait                  // wait for the container to exit
 	actStop                  // stop the container → SHUTDOWN
+	actRemove                // delete the container and its log → REMOVE
 )
 
 // decide is the agent's state machine: from the task (its desired state),
@@ -32,6 +33,10 @@ const (
 func decide(t *api.Task, st *api.TaskStatus, c *runtime.Container, now time.Time) (action, *api.TaskStatus) {
 	state := st.GetState()
 	switch {
+	case t.GetDesiredState() == api.TaskState_TASK_STATE_REMOVE && state >= api.TaskState_TASK_STATE_COMPLETE && state < api.TaskState_TASK_STATE_REMOVE:
+		// Reporting REMOVE tells the manager the container is gone, so
+		// `service rm` returns only once nothing is left on the node.
+		return actRemove, advance(st, api.TaskState_TASK_STATE_REMOVE, "container removed", now)
 	case state >= api.TaskState_TASK_STATE_COMPLETE:
 		return actIdle, nil
 	case t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING:
@@ -97,6 +102,11 @@ func (x *taskExec) step(ctx context.Context, t *api.Task, st *api.TaskStatus, rs
 		return x.wait(ctx, t, st, rs)
 	case actStop:
 		return x.stop(ctx, t, next)
+	case actRemove:
+		if err := x.destroy(ctx, t.GetId(), x.grace(t)); err != nil {
+			return stepResult{}, err
+		}
+		return stepResult{status: next}, nil
 	}
 	return stepResult{status: next}, nil
 }

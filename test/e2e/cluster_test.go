@@ -153,6 +153,27 @@ func (c *cluster) destroy() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Remove services first: containers removed behind the agent's back
+	// would be restarted by their restart policy.
+	if list, err := c.client.ListServices(ctx, &api.ListServicesRequest{}); err == nil {
+		for _, svc := range list.GetServices() {
+			if _, err := c.client.RemoveService(ctx, &api.RemoveServiceRequest{Service: svc.GetId()}); err != nil {
+				c.t.Logf("cleanup: remove service %s: %v", svc.GetSpec().GetName(), err)
+			}
+		}
+		for {
+			resp, err := c.client.ListTasks(ctx, &api.ListTasksRequest{})
+			if err != nil || len(resp.GetTasks()) == 0 {
+				break
+			}
+			// Test containers (sleep as PID 1) ignore SIGTERM: spare the
+			// stop grace period.
+			for _, ctr := range c.running("") {
+				_ = c.exec.Kill(ctx, ctr.ID, syscall.SIGKILL)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	if cs, err := c.exec.List(ctx, nil); err == nil {
 		for _, ctr := range cs {
 			if err := c.exec.Remove(ctx, ctr.ID); err != nil {
@@ -213,10 +234,15 @@ func (c *cluster) tasks(service string) []*api.Task {
 	return resp.GetTasks()
 }
 
-// running returns the service's containers that containerd runs.
+// running returns the service's containers that containerd runs (every
+// service's, for "").
 func (c *cluster) running(service string) []runtime.Container {
 	c.t.Helper()
-	cs, err := c.exec.List(context.Background(), map[string]string{"warren.service.name": service})
+	var labels map[string]string
+	if service != "" {
+		labels = map[string]string{"warren.service.name": service}
+	}
+	cs, err := c.exec.List(context.Background(), labels)
 	if err != nil {
 		c.t.Fatalf("list containers: %v", err)
 	}

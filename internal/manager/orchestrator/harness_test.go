@@ -234,7 +234,12 @@ func (h *harness) stopAll() {
 	h.update(func(tx state.Tx) error {
 		for _, t := range tx.ListTasks(state.All) {
 			if t.GetDesiredState() > stateRunning && t.GetNodeId() != "" && observed(t) < stateComplete {
-				if err := tx.UpdateTaskStatus(t.Id, &api.TaskStatus{State: stateShutdown, Timestamp: timestamppb.Now()}); err != nil {
+				// As the agent does: stopped, and deleted when marked for removal.
+				st := stateShutdown
+				if t.GetDesiredState() == stateRemove {
+					st = stateRemove
+				}
+				if err := tx.UpdateTaskStatus(t.Id, &api.TaskStatus{State: st, Timestamp: timestamppb.Now()}); err != nil {
 					return err
 				}
 			}

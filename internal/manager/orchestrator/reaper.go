@@ -8,9 +8,10 @@ import (
 // the plan, so a task marked for removal in this pass that is already
 // stopped goes at once.
 //
-// A task marked for removal goes once its node has stopped it (observed
-// COMPLETE or later), when no node ever took it (observed before ASSIGNED),
-// or when its node is gone. A task that was only shut down is history:
+// A task marked for removal goes once its node has deleted its container
+// (observed REMOVE), when no node ever took it (observed before ASSIGNED),
+// or when its node is gone or down (the node removes what it no longer
+// holds when it returns). A task that was only shut down is history:
 // each slot (or, for a global service, each node) keeps the newest
 // `history` of those that have finished, or never started.
 func (p *planner) reap() {
@@ -52,5 +53,9 @@ func finished(t *api.Task) bool {
 }
 
 func (p *planner) reapable(t *api.Task) bool {
-	return finished(t) || t.GetNodeId() == "" || p.node(t.GetNodeId()) == nil
+	if observed(t) >= stateRemove || observed(t) < stateAssigned || t.GetNodeId() == "" {
+		return true
+	}
+	n := p.node(t.GetNodeId())
+	return n == nil || n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN
 }
