@@ -887,6 +887,409 @@ func (x *GetNodeResponse) GetNode() *Node {
 	return nil
 }
 
+type UpdateNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// node_version is the meta.version the spec was based on; 0 skips the check.
+	NodeVersion   uint64    `protobuf:"varint,2,opt,name=node_version,json=nodeVersion,proto3" json:"node_version,omitempty"`
+	Spec          *NodeSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeRequest) Reset() {
+	*x = UpdateNodeRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeRequest) ProtoMessage() {}
+
+func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpdateNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *UpdateNodeRequest) GetNodeVersion() uint64 {
+	if x != nil {
+		return x.NodeVersion
+	}
+	return 0
+}
+
+func (x *UpdateNodeRequest) GetSpec() *NodeSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type UpdateNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeResponse) Reset() {
+	*x = UpdateNodeResponse{}
+	mi := &file_warren_v1_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeResponse) ProtoMessage() {}
+
+func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
+func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RemoveNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RemoveNodeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_warren_v1_control_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
+}
+
+type GetJoinTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          NodeRole               `protobuf:"varint,1,opt,name=role,proto3,enum=warren.v1.NodeRole" json:"role,omitempty"`
+	Rotate        bool                   `protobuf:"varint,2,opt,name=rotate,proto3" json:"rotate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJoinTokenRequest) Reset() {
+	*x = GetJoinTokenRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJoinTokenRequest) ProtoMessage() {}
+
+func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetJoinTokenRequest) GetRole() NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return NodeRole_NODE_ROLE_UNSPECIFIED
+}
+
+func (x *GetJoinTokenRequest) GetRotate() bool {
+	if x != nil {
+		return x.Rotate
+	}
+	return false
+}
+
+type GetJoinTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// manager_addrs are addresses a joining node can dial.
+	ManagerAddrs  []string `protobuf:"bytes,2,rep,name=manager_addrs,json=managerAddrs,proto3" json:"manager_addrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJoinTokenResponse) Reset() {
+	*x = GetJoinTokenResponse{}
+	mi := &file_warren_v1_control_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJoinTokenResponse) ProtoMessage() {}
+
+func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetJoinTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *GetJoinTokenResponse) GetManagerAddrs() []string {
+	if x != nil {
+		return x.ManagerAddrs
+	}
+	return nil
+}
+
+type IssueAdminCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr is a DER certificate request; the key stays with the caller.
+	Csr           []byte               `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAdminCertificateRequest) Reset() {
+	*x = IssueAdminCertificateRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAdminCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAdminCertificateRequest) ProtoMessage() {}
+
+func (x *IssueAdminCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAdminCertificateRequest.ProtoReflect.Descriptor instead.
+func (*IssueAdminCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *IssueAdminCertificateRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *IssueAdminCertificateRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type IssueAdminCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	CaCertificate []byte                 `protobuf:"bytes,2,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAdminCertificateResponse) Reset() {
+	*x = IssueAdminCertificateResponse{}
+	mi := &file_warren_v1_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAdminCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAdminCertificateResponse) ProtoMessage() {}
+
+func (x *IssueAdminCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAdminCertificateResponse.ProtoReflect.Descriptor instead.
+func (*IssueAdminCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *IssueAdminCertificateResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *IssueAdminCertificateResponse) GetCaCertificate() []byte {
+	if x != nil {
+		return x.CaCertificate
+	}
+	return nil
+}
+
 type GetClusterInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -895,7 +1298,7 @@ type GetClusterInfoRequest struct {
 
 func (x *GetClusterInfoRequest) Reset() {
 	*x = GetClusterInfoRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1310,7 @@ func (x *GetClusterInfoRequest) String() string {
 func (*GetClusterInfoRequest) ProtoMessage() {}
 
 func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1323,7 @@ func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 type RaftInfo struct {
@@ -939,7 +1342,7 @@ type RaftInfo struct {
 
 func (x *RaftInfo) Reset() {
 	*x = RaftInfo{}
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1354,7 @@ func (x *RaftInfo) String() string {
 func (*RaftInfo) ProtoMessage() {}
 
 func (x *RaftInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1367,7 @@ func (x *RaftInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftInfo.ProtoReflect.Descriptor instead.
 func (*RaftInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RaftInfo) GetState() string {
@@ -1034,7 +1437,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1449,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1462,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RaftServer) GetId() string {
@@ -1098,7 +1501,7 @@ type GetClusterInfoResponse struct {
 
 func (x *GetClusterInfoResponse) Reset() {
 	*x = GetClusterInfoResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1513,7 @@ func (x *GetClusterInfoResponse) String() string {
 func (*GetClusterInfoResponse) ProtoMessage() {}
 
 func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1526,7 @@ func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetClusterInfoResponse) GetCluster() *Cluster {
@@ -1183,7 +1586,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1598,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1611,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 type GetVersionResponse struct {
@@ -1223,7 +1626,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1638,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1651,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -1292,7 +1695,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1707,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1720,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImportImageRequest) GetMsg() isImportImageRequest_Msg {
@@ -1371,7 +1774,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1786,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1799,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -1415,7 +1818,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1830,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1843,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportImageResponse) GetImages() []*Image {
@@ -1458,7 +1861,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1873,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1886,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 type ListImagesResponse struct {
@@ -1495,7 +1898,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1910,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1923,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -1584,7 +1987,29 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x0eGetNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"6\n" +
 	"\x0fGetNodeResponse\x12#\n" +
-	"\x04node\x18\x01 \x01(\v2\x0f.warren.v1.NodeR\x04node\"\x17\n" +
+	"\x04node\x18\x01 \x01(\v2\x0f.warren.v1.NodeR\x04node\"s\n" +
+	"\x11UpdateNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12!\n" +
+	"\fnode_version\x18\x02 \x01(\x04R\vnodeVersion\x12'\n" +
+	"\x04spec\x18\x03 \x01(\v2\x13.warren.v1.NodeSpecR\x04spec\"9\n" +
+	"\x12UpdateNodeResponse\x12#\n" +
+	"\x04node\x18\x01 \x01(\v2\x0f.warren.v1.NodeR\x04node\"=\n" +
+	"\x11RemoveNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x14\n" +
+	"\x12RemoveNodeResponse\"V\n" +
+	"\x13GetJoinTokenRequest\x12'\n" +
+	"\x04role\x18\x01 \x01(\x0e2\x13.warren.v1.NodeRoleR\x04role\x12\x16\n" +
+	"\x06rotate\x18\x02 \x01(\bR\x06rotate\"Q\n" +
+	"\x14GetJoinTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12#\n" +
+	"\rmanager_addrs\x18\x02 \x03(\tR\fmanagerAddrs\"]\n" +
+	"\x1cIssueAdminCertificateRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"h\n" +
+	"\x1dIssueAdminCertificateResponse\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12%\n" +
+	"\x0eca_certificate\x18\x02 \x01(\fR\rcaCertificate\"\x17\n" +
 	"\x15GetClusterInfoRequest\"\x9b\x02\n" +
 	"\bRaftInfo\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
@@ -1629,8 +2054,7 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\x9c\n" +
-	"\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xf6\r\n" +
 	"\aControl\x12k\n" +
 	"\rCreateService\x12\x1f.warren.v1.CreateServiceRequest\x1a .warren.v1.CreateServiceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/services\x12i\n" +
 	"\n" +
@@ -1641,7 +2065,13 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\tListTasks\x12\x1b.warren.v1.ListTasksRequest\x1a\x1c.warren.v1.ListTasksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/tasks\x12Z\n" +
 	"\aGetTask\x12\x19.warren.v1.GetTaskRequest\x1a\x1a.warren.v1.GetTaskResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tasks/{task}\x12Y\n" +
 	"\tListNodes\x12\x1b.warren.v1.ListNodesRequest\x1a\x1c.warren.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12Z\n" +
-	"\aGetNode\x12\x19.warren.v1.GetNodeRequest\x1a\x1a.warren.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{node}\x12j\n" +
+	"\aGetNode\x12\x19.warren.v1.GetNodeRequest\x1a\x1a.warren.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{node}\x12f\n" +
+	"\n" +
+	"UpdateNode\x12\x1c.warren.v1.UpdateNodeRequest\x1a\x1d.warren.v1.UpdateNodeResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\x1a\x10/v1/nodes/{node}\x12c\n" +
+	"\n" +
+	"RemoveNode\x12\x1c.warren.v1.RemoveNodeRequest\x1a\x1d.warren.v1.RemoveNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/nodes/{node}\x12s\n" +
+	"\fGetJoinToken\x12\x1e.warren.v1.GetJoinTokenRequest\x1a\x1f.warren.v1.GetJoinTokenResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/cluster/join-tokens\x12\x95\x01\n" +
+	"\x15IssueAdminCertificate\x12'.warren.v1.IssueAdminCertificateRequest\x1a(.warren.v1.IssueAdminCertificateResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/cluster/admin-certificates\x12j\n" +
 	"\x0eGetClusterInfo\x12 .warren.v1.GetClusterInfoRequest\x1a!.warren.v1.GetClusterInfoResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/cluster\x12^\n" +
 	"\n" +
 	"GetVersion\x12\x1c.warren.v1.GetVersionRequest\x1a\x1d.warren.v1.GetVersionResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/version\x12N\n" +
@@ -1662,102 +2092,124 @@ func file_warren_v1_control_proto_rawDescGZIP() []byte {
 	return file_warren_v1_control_proto_rawDescData
 }
 
-var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_warren_v1_control_proto_goTypes = []any{
-	(*CreateServiceRequest)(nil),   // 0: warren.v1.CreateServiceRequest
-	(*CreateServiceResponse)(nil),  // 1: warren.v1.CreateServiceResponse
-	(*GetServiceRequest)(nil),      // 2: warren.v1.GetServiceRequest
-	(*GetServiceResponse)(nil),     // 3: warren.v1.GetServiceResponse
-	(*ListServicesRequest)(nil),    // 4: warren.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),   // 5: warren.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),   // 6: warren.v1.UpdateServiceRequest
-	(*UpdateServiceResponse)(nil),  // 7: warren.v1.UpdateServiceResponse
-	(*RemoveServiceRequest)(nil),   // 8: warren.v1.RemoveServiceRequest
-	(*RemoveServiceResponse)(nil),  // 9: warren.v1.RemoveServiceResponse
-	(*ListTasksRequest)(nil),       // 10: warren.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 11: warren.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),         // 12: warren.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),        // 13: warren.v1.GetTaskResponse
-	(*ListNodesRequest)(nil),       // 14: warren.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 15: warren.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),         // 16: warren.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),        // 17: warren.v1.GetNodeResponse
-	(*GetClusterInfoRequest)(nil),  // 18: warren.v1.GetClusterInfoRequest
-	(*RaftInfo)(nil),               // 19: warren.v1.RaftInfo
-	(*RaftServer)(nil),             // 20: warren.v1.RaftServer
-	(*GetClusterInfoResponse)(nil), // 21: warren.v1.GetClusterInfoResponse
-	(*GetVersionRequest)(nil),      // 22: warren.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 23: warren.v1.GetVersionResponse
-	(*ImportImageRequest)(nil),     // 24: warren.v1.ImportImageRequest
-	(*ImportImageHeader)(nil),      // 25: warren.v1.ImportImageHeader
-	(*ImportImageResponse)(nil),    // 26: warren.v1.ImportImageResponse
-	(*ListImagesRequest)(nil),      // 27: warren.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),     // 28: warren.v1.ListImagesResponse
-	nil,                            // 29: warren.v1.ListServicesResponse.RunningTasksEntry
-	nil,                            // 30: warren.v1.ListServicesResponse.DesiredTasksEntry
-	(*ServiceSpec)(nil),            // 31: warren.v1.ServiceSpec
-	(*Service)(nil),                // 32: warren.v1.Service
-	(TaskState)(0),                 // 33: warren.v1.TaskState
-	(*durationpb.Duration)(nil),    // 34: google.protobuf.Duration
-	(*Task)(nil),                   // 35: warren.v1.Task
-	(*Node)(nil),                   // 36: warren.v1.Node
-	(*Cluster)(nil),                // 37: warren.v1.Cluster
-	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
-	(*Image)(nil),                  // 39: warren.v1.Image
+	(*CreateServiceRequest)(nil),          // 0: warren.v1.CreateServiceRequest
+	(*CreateServiceResponse)(nil),         // 1: warren.v1.CreateServiceResponse
+	(*GetServiceRequest)(nil),             // 2: warren.v1.GetServiceRequest
+	(*GetServiceResponse)(nil),            // 3: warren.v1.GetServiceResponse
+	(*ListServicesRequest)(nil),           // 4: warren.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),          // 5: warren.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),          // 6: warren.v1.UpdateServiceRequest
+	(*UpdateServiceResponse)(nil),         // 7: warren.v1.UpdateServiceResponse
+	(*RemoveServiceRequest)(nil),          // 8: warren.v1.RemoveServiceRequest
+	(*RemoveServiceResponse)(nil),         // 9: warren.v1.RemoveServiceResponse
+	(*ListTasksRequest)(nil),              // 10: warren.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),             // 11: warren.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),                // 12: warren.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),               // 13: warren.v1.GetTaskResponse
+	(*ListNodesRequest)(nil),              // 14: warren.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 15: warren.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),                // 16: warren.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),               // 17: warren.v1.GetNodeResponse
+	(*UpdateNodeRequest)(nil),             // 18: warren.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),            // 19: warren.v1.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),             // 20: warren.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),            // 21: warren.v1.RemoveNodeResponse
+	(*GetJoinTokenRequest)(nil),           // 22: warren.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),          // 23: warren.v1.GetJoinTokenResponse
+	(*IssueAdminCertificateRequest)(nil),  // 24: warren.v1.IssueAdminCertificateRequest
+	(*IssueAdminCertificateResponse)(nil), // 25: warren.v1.IssueAdminCertificateResponse
+	(*GetClusterInfoRequest)(nil),         // 26: warren.v1.GetClusterInfoRequest
+	(*RaftInfo)(nil),                      // 27: warren.v1.RaftInfo
+	(*RaftServer)(nil),                    // 28: warren.v1.RaftServer
+	(*GetClusterInfoResponse)(nil),        // 29: warren.v1.GetClusterInfoResponse
+	(*GetVersionRequest)(nil),             // 30: warren.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),            // 31: warren.v1.GetVersionResponse
+	(*ImportImageRequest)(nil),            // 32: warren.v1.ImportImageRequest
+	(*ImportImageHeader)(nil),             // 33: warren.v1.ImportImageHeader
+	(*ImportImageResponse)(nil),           // 34: warren.v1.ImportImageResponse
+	(*ListImagesRequest)(nil),             // 35: warren.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 36: warren.v1.ListImagesResponse
+	nil,                                   // 37: warren.v1.ListServicesResponse.RunningTasksEntry
+	nil,                                   // 38: warren.v1.ListServicesResponse.DesiredTasksEntry
+	(*ServiceSpec)(nil),                   // 39: warren.v1.ServiceSpec
+	(*Service)(nil),                       // 40: warren.v1.Service
+	(TaskState)(0),                        // 41: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 42: google.protobuf.Duration
+	(*Task)(nil),                          // 43: warren.v1.Task
+	(*Node)(nil),                          // 44: warren.v1.Node
+	(*NodeSpec)(nil),                      // 45: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 46: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 47: warren.v1.Cluster
+	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
+	(*Image)(nil),                         // 49: warren.v1.Image
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
-	31, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	32, // 1: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	32, // 2: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	32, // 3: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	29, // 4: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	30, // 5: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	31, // 6: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	32, // 7: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	33, // 8: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	34, // 9: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	35, // 10: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	35, // 11: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	36, // 12: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	36, // 13: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	20, // 14: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	37, // 15: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
-	19, // 16: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	38, // 17: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	25, // 18: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	39, // 19: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	39, // 20: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	0,  // 21: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 22: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 23: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 24: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 25: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 26: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	12, // 27: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	14, // 28: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	16, // 29: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	18, // 30: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	22, // 31: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	24, // 32: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	27, // 33: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 34: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 35: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 36: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 37: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 38: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 39: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	13, // 40: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	15, // 41: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	17, // 42: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	21, // 43: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	23, // 44: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	26, // 45: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	28, // 46: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	34, // [34:47] is the sub-list for method output_type
-	21, // [21:34] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	39, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	40, // 1: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	40, // 2: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	40, // 3: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	37, // 4: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	38, // 5: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	39, // 6: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	40, // 7: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	41, // 8: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	42, // 9: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	43, // 10: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	43, // 11: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	44, // 12: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	44, // 13: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	45, // 14: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	44, // 15: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	46, // 16: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	42, // 17: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 18: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
+	47, // 19: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	27, // 20: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
+	48, // 21: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	33, // 22: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
+	49, // 23: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	49, // 24: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	0,  // 25: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 26: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 27: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 28: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 29: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 30: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	12, // 31: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	14, // 32: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	16, // 33: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	18, // 34: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	20, // 35: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	22, // 36: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	24, // 37: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	26, // 38: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	30, // 39: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	32, // 40: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	35, // 41: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 42: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 43: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 44: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 45: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 46: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 47: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	13, // 48: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	15, // 49: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	17, // 50: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	19, // 51: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	21, // 52: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	23, // 53: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	25, // 54: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	29, // 55: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	31, // 56: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	34, // 57: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	36, // 58: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	42, // [42:59] is the sub-list for method output_type
+	25, // [25:42] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }
@@ -1766,7 +2218,7 @@ func file_warren_v1_control_proto_init() {
 		return
 	}
 	file_warren_v1_types_proto_init()
-	file_warren_v1_control_proto_msgTypes[24].OneofWrappers = []any{
+	file_warren_v1_control_proto_msgTypes[32].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -1776,7 +2228,7 @@ func file_warren_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_control_proto_rawDesc), len(file_warren_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

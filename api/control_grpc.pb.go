@@ -19,19 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_CreateService_FullMethodName  = "/warren.v1.Control/CreateService"
-	Control_GetService_FullMethodName     = "/warren.v1.Control/GetService"
-	Control_ListServices_FullMethodName   = "/warren.v1.Control/ListServices"
-	Control_UpdateService_FullMethodName  = "/warren.v1.Control/UpdateService"
-	Control_RemoveService_FullMethodName  = "/warren.v1.Control/RemoveService"
-	Control_ListTasks_FullMethodName      = "/warren.v1.Control/ListTasks"
-	Control_GetTask_FullMethodName        = "/warren.v1.Control/GetTask"
-	Control_ListNodes_FullMethodName      = "/warren.v1.Control/ListNodes"
-	Control_GetNode_FullMethodName        = "/warren.v1.Control/GetNode"
-	Control_GetClusterInfo_FullMethodName = "/warren.v1.Control/GetClusterInfo"
-	Control_GetVersion_FullMethodName     = "/warren.v1.Control/GetVersion"
-	Control_ImportImage_FullMethodName    = "/warren.v1.Control/ImportImage"
-	Control_ListImages_FullMethodName     = "/warren.v1.Control/ListImages"
+	Control_CreateService_FullMethodName         = "/warren.v1.Control/CreateService"
+	Control_GetService_FullMethodName            = "/warren.v1.Control/GetService"
+	Control_ListServices_FullMethodName          = "/warren.v1.Control/ListServices"
+	Control_UpdateService_FullMethodName         = "/warren.v1.Control/UpdateService"
+	Control_RemoveService_FullMethodName         = "/warren.v1.Control/RemoveService"
+	Control_ListTasks_FullMethodName             = "/warren.v1.Control/ListTasks"
+	Control_GetTask_FullMethodName               = "/warren.v1.Control/GetTask"
+	Control_ListNodes_FullMethodName             = "/warren.v1.Control/ListNodes"
+	Control_GetNode_FullMethodName               = "/warren.v1.Control/GetNode"
+	Control_UpdateNode_FullMethodName            = "/warren.v1.Control/UpdateNode"
+	Control_RemoveNode_FullMethodName            = "/warren.v1.Control/RemoveNode"
+	Control_GetJoinToken_FullMethodName          = "/warren.v1.Control/GetJoinToken"
+	Control_IssueAdminCertificate_FullMethodName = "/warren.v1.Control/IssueAdminCertificate"
+	Control_GetClusterInfo_FullMethodName        = "/warren.v1.Control/GetClusterInfo"
+	Control_GetVersion_FullMethodName            = "/warren.v1.Control/GetVersion"
+	Control_ImportImage_FullMethodName           = "/warren.v1.Control/ImportImage"
+	Control_ListImages_FullMethodName            = "/warren.v1.Control/ListImages"
 )
 
 // ControlClient is the client API for Control service.
@@ -54,6 +58,15 @@ type ControlClient interface {
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
+	// UpdateNode changes a node's role-independent spec: availability and labels.
+	UpdateNode(ctx context.Context, in *UpdateNodeRequest, opts ...grpc.CallOption) (*UpdateNodeResponse, error)
+	// RemoveNode forgets a node. A node that is still up is refused unless force.
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
+	// GetJoinToken returns the token a node joins with, rotating it if asked
+	// (the old token then no longer admits new nodes).
+	GetJoinToken(ctx context.Context, in *GetJoinTokenRequest, opts ...grpc.CallOption) (*GetJoinTokenResponse, error)
+	// IssueAdminCertificate signs an admin client certificate for a CSR.
+	IssueAdminCertificate(ctx context.Context, in *IssueAdminCertificateRequest, opts ...grpc.CallOption) (*IssueAdminCertificateResponse, error)
 	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
 	// ImportImage streams an image archive (OCI layout or docker save) to the
@@ -160,6 +173,46 @@ func (c *controlClient) GetNode(ctx context.Context, in *GetNodeRequest, opts ..
 	return out, nil
 }
 
+func (c *controlClient) UpdateNode(ctx context.Context, in *UpdateNodeRequest, opts ...grpc.CallOption) (*UpdateNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateNodeResponse)
+	err := c.cc.Invoke(ctx, Control_UpdateNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNodeResponse)
+	err := c.cc.Invoke(ctx, Control_RemoveNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) GetJoinToken(ctx context.Context, in *GetJoinTokenRequest, opts ...grpc.CallOption) (*GetJoinTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJoinTokenResponse)
+	err := c.cc.Invoke(ctx, Control_GetJoinToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) IssueAdminCertificate(ctx context.Context, in *IssueAdminCertificateRequest, opts ...grpc.CallOption) (*IssueAdminCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueAdminCertificateResponse)
+	err := c.cc.Invoke(ctx, Control_IssueAdminCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetClusterInfoResponse)
@@ -223,6 +276,15 @@ type ControlServer interface {
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
+	// UpdateNode changes a node's role-independent spec: availability and labels.
+	UpdateNode(context.Context, *UpdateNodeRequest) (*UpdateNodeResponse, error)
+	// RemoveNode forgets a node. A node that is still up is refused unless force.
+	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
+	// GetJoinToken returns the token a node joins with, rotating it if asked
+	// (the old token then no longer admits new nodes).
+	GetJoinToken(context.Context, *GetJoinTokenRequest) (*GetJoinTokenResponse, error)
+	// IssueAdminCertificate signs an admin client certificate for a CSR.
+	IssueAdminCertificate(context.Context, *IssueAdminCertificateRequest) (*IssueAdminCertificateResponse, error)
 	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
 	// ImportImage streams an image archive (OCI layout or docker save) to the
@@ -265,6 +327,18 @@ func (UnimplementedControlServer) ListNodes(context.Context, *ListNodesRequest) 
 }
 func (UnimplementedControlServer) GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetNode not implemented")
+}
+func (UnimplementedControlServer) UpdateNode(context.Context, *UpdateNodeRequest) (*UpdateNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateNode not implemented")
+}
+func (UnimplementedControlServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedControlServer) GetJoinToken(context.Context, *GetJoinTokenRequest) (*GetJoinTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJoinToken not implemented")
+}
+func (UnimplementedControlServer) IssueAdminCertificate(context.Context, *IssueAdminCertificateRequest) (*IssueAdminCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueAdminCertificate not implemented")
 }
 func (UnimplementedControlServer) GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterInfo not implemented")
@@ -461,6 +535,78 @@ func _Control_GetNode_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_UpdateNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).UpdateNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_UpdateNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).UpdateNode(ctx, req.(*UpdateNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_GetJoinToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJoinTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).GetJoinToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_GetJoinToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).GetJoinToken(ctx, req.(*GetJoinTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_IssueAdminCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueAdminCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).IssueAdminCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_IssueAdminCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).IssueAdminCertificate(ctx, req.(*IssueAdminCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_GetClusterInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetClusterInfoRequest)
 	if err := dec(in); err != nil {
@@ -564,6 +710,22 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetNode",
 			Handler:    _Control_GetNode_Handler,
+		},
+		{
+			MethodName: "UpdateNode",
+			Handler:    _Control_UpdateNode_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _Control_RemoveNode_Handler,
+		},
+		{
+			MethodName: "GetJoinToken",
+			Handler:    _Control_GetJoinToken_Handler,
+		},
+		{
+			MethodName: "IssueAdminCertificate",
+			Handler:    _Control_IssueAdminCertificate_Handler,
 		},
 		{
 			MethodName: "GetClusterInfo",

@@ -65,7 +65,95 @@ func (x Assignments_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Assignments_Type.Descriptor instead.
 func (Assignments_Type) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{7, 0}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10, 0}
+}
+
+type FetchImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchImageRequest) Reset() {
+	*x = FetchImageRequest{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchImageRequest) ProtoMessage() {}
+
+func (x *FetchImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchImageRequest.ProtoReflect.Descriptor instead.
+func (*FetchImageRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FetchImageRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type FetchImageChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchImageChunk) Reset() {
+	*x = FetchImageChunk{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchImageChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchImageChunk) ProtoMessage() {}
+
+func (x *FetchImageChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchImageChunk.ProtoReflect.Descriptor instead.
+func (*FetchImageChunk) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FetchImageChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
 }
 
 type SessionRequest struct {
@@ -75,6 +163,7 @@ type SessionRequest struct {
 	//	*SessionRequest_Register
 	//	*SessionRequest_Heartbeat
 	//	*SessionRequest_Status
+	//	*SessionRequest_Images
 	Msg           isSessionRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -82,7 +171,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[0]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +183,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[0]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +196,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{0}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SessionRequest) GetMsg() isSessionRequest_Msg {
@@ -144,6 +233,15 @@ func (x *SessionRequest) GetStatus() *TaskStatusReport {
 	return nil
 }
 
+func (x *SessionRequest) GetImages() *NodeImages {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Images); ok {
+			return x.Images
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Msg interface {
 	isSessionRequest_Msg()
 }
@@ -161,25 +259,77 @@ type SessionRequest_Status struct {
 	Status *TaskStatusReport `protobuf:"bytes,3,opt,name=status,proto3,oneof"`
 }
 
+type SessionRequest_Images struct {
+	// images reports the images the node holds, after a change.
+	Images *NodeImages `protobuf:"bytes,4,opt,name=images,proto3,oneof"`
+}
+
 func (*SessionRequest_Register) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Heartbeat) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Status) isSessionRequest_Msg() {}
 
+func (*SessionRequest_Images) isSessionRequest_Msg() {}
+
+type NodeImages struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Images        []*Image               `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeImages) Reset() {
+	*x = NodeImages{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeImages) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeImages) ProtoMessage() {}
+
+func (x *NodeImages) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
+func (*NodeImages) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *NodeImages) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
 type RegisterRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Description *NodeDescription       `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// addr is the address the node is reachable at.
-	Addr          string `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	Addr          string   `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	Images        []*Image `protobuf:"bytes,4,rep,name=images,proto3" json:"images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[1]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +341,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[1]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +354,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{1}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterRequest) GetNodeId() string {
@@ -228,6 +378,13 @@ func (x *RegisterRequest) GetAddr() string {
 	return ""
 }
 
+func (x *RegisterRequest) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -236,7 +393,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[2]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +405,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[2]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +418,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{5}
 }
 
 type TaskStatusUpdate struct {
@@ -274,7 +431,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +443,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +456,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -325,7 +482,7 @@ type TaskStatusReport struct {
 
 func (x *TaskStatusReport) Reset() {
 	*x = TaskStatusReport{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +494,7 @@ func (x *TaskStatusReport) String() string {
 func (*TaskStatusReport) ProtoMessage() {}
 
 func (x *TaskStatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +507,7 @@ func (x *TaskStatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusReport.ProtoReflect.Descriptor instead.
 func (*TaskStatusReport) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{4}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskStatusReport) GetUpdates() []*TaskStatusUpdate {
@@ -366,6 +523,7 @@ type SessionMessage struct {
 	//
 	//	*SessionMessage_Session
 	//	*SessionMessage_Assignments
+	//	*SessionMessage_LoadImage
 	Msg           isSessionMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -373,7 +531,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +543,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +556,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionMessage) GetMsg() isSessionMessage_Msg {
@@ -426,6 +584,15 @@ func (x *SessionMessage) GetAssignments() *Assignments {
 	return nil
 }
 
+func (x *SessionMessage) GetLoadImage() *ImageArchive {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionMessage_LoadImage); ok {
+			return x.LoadImage
+		}
+	}
+	return nil
+}
+
 type isSessionMessage_Msg interface {
 	isSessionMessage_Msg()
 }
@@ -438,22 +605,31 @@ type SessionMessage_Assignments struct {
 	Assignments *Assignments `protobuf:"bytes,2,opt,name=assignments,proto3,oneof"`
 }
 
+type SessionMessage_LoadImage struct {
+	// load_image asks the node to fetch and load an imported image.
+	LoadImage *ImageArchive `protobuf:"bytes,3,opt,name=load_image,json=loadImage,proto3,oneof"`
+}
+
 func (*SessionMessage_Session) isSessionMessage_Msg() {}
 
 func (*SessionMessage_Assignments) isSessionMessage_Msg() {}
+
+func (*SessionMessage_LoadImage) isSessionMessage_Msg() {}
 
 type SessionInfo struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	SessionId       string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	NodeId          string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	HeartbeatPeriod *durationpb.Duration   `protobuf:"bytes,3,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// managers are the addresses of the cluster's managers, to fail over to.
+	Managers      []string `protobuf:"bytes,4,rep,name=managers,proto3" json:"managers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +641,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +654,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{6}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -502,6 +678,13 @@ func (x *SessionInfo) GetHeartbeatPeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *SessionInfo) GetManagers() []string {
+	if x != nil {
+		return x.Managers
+	}
+	return nil
+}
+
 // Assignments is the node's work. The first one of a session is COMPLETE
 // (everything the node should hold); later ones are INCREMENTAL. A gap in
 // sequence means the node must ask again by starting a new session.
@@ -518,7 +701,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +713,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +726,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{7}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assignments) GetType() Assignments_Type {
@@ -578,31 +761,43 @@ var File_warren_v1_dispatcher_proto protoreflect.FileDescriptor
 
 const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15warren/v1/types.proto\"\xbe\x01\n" +
+	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15warren/v1/types.proto\"+\n" +
+	"\x11FetchImageRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
+	"\x0fFetchImageChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xef\x01\n" +
 	"\x0eSessionRequest\x128\n" +
 	"\bregister\x18\x01 \x01(\v2\x1a.warren.v1.RegisterRequestH\x00R\bregister\x124\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x14.warren.v1.HeartbeatH\x00R\theartbeat\x125\n" +
-	"\x06status\x18\x03 \x01(\v2\x1b.warren.v1.TaskStatusReportH\x00R\x06statusB\x05\n" +
-	"\x03msg\"|\n" +
+	"\x06status\x18\x03 \x01(\v2\x1b.warren.v1.TaskStatusReportH\x00R\x06status\x12/\n" +
+	"\x06images\x18\x04 \x01(\v2\x15.warren.v1.NodeImagesH\x00R\x06imagesB\x05\n" +
+	"\x03msg\"6\n" +
+	"\n" +
+	"NodeImages\x12(\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\xa6\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12<\n" +
 	"\vdescription\x18\x02 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"\v\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12(\n" +
+	"\x06images\x18\x04 \x03(\v2\x10.warren.v1.ImageR\x06images\"\v\n" +
 	"\tHeartbeat\"Z\n" +
 	"\x10TaskStatusUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.warren.v1.TaskStatusR\x06status\"I\n" +
 	"\x10TaskStatusReport\x125\n" +
-	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\x87\x01\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xc1\x01\n" +
 	"\x0eSessionMessage\x122\n" +
 	"\asession\x18\x01 \x01(\v2\x16.warren.v1.SessionInfoH\x00R\asession\x12:\n" +
-	"\vassignments\x18\x02 \x01(\v2\x16.warren.v1.AssignmentsH\x00R\vassignmentsB\x05\n" +
-	"\x03msg\"\x8b\x01\n" +
+	"\vassignments\x18\x02 \x01(\v2\x16.warren.v1.AssignmentsH\x00R\vassignments\x128\n" +
+	"\n" +
+	"load_image\x18\x03 \x01(\v2\x17.warren.v1.ImageArchiveH\x00R\tloadImageB\x05\n" +
+	"\x03msg\"\xa7\x01\n" +
 	"\vSessionInfo\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12D\n" +
-	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\"\xdc\x01\n" +
+	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12\x1a\n" +
+	"\bmanagers\x18\x04 \x03(\tR\bmanagers\"\xdc\x01\n" +
 	"\vAssignments\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.warren.v1.Assignments.TypeR\x04type\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12%\n" +
@@ -610,10 +805,12 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\x10removed_task_ids\x18\x04 \x03(\tR\x0eremovedTaskIds\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
-	"\x10TYPE_INCREMENTAL\x10\x012Q\n" +
+	"\x10TYPE_INCREMENTAL\x10\x012\x9b\x01\n" +
 	"\n" +
 	"Dispatcher\x12C\n" +
-	"\aSession\x12\x19.warren.v1.SessionRequest\x1a\x19.warren.v1.SessionMessage(\x010\x01B*Z(github.com/warren-project/warren/api;apib\x06proto3"
+	"\aSession\x12\x19.warren.v1.SessionRequest\x1a\x19.warren.v1.SessionMessage(\x010\x01\x12H\n" +
+	"\n" +
+	"FetchImage\x12\x1c.warren.v1.FetchImageRequest\x1a\x1a.warren.v1.FetchImageChunk0\x01B*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
 var (
 	file_warren_v1_dispatcher_proto_rawDescOnce sync.Once
@@ -628,41 +825,52 @@ func file_warren_v1_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_warren_v1_dispatcher_proto_goTypes = []any{
 	(Assignments_Type)(0),       // 0: warren.v1.Assignments.Type
-	(*SessionRequest)(nil),      // 1: warren.v1.SessionRequest
-	(*RegisterRequest)(nil),     // 2: warren.v1.RegisterRequest
-	(*Heartbeat)(nil),           // 3: warren.v1.Heartbeat
-	(*TaskStatusUpdate)(nil),    // 4: warren.v1.TaskStatusUpdate
-	(*TaskStatusReport)(nil),    // 5: warren.v1.TaskStatusReport
-	(*SessionMessage)(nil),      // 6: warren.v1.SessionMessage
-	(*SessionInfo)(nil),         // 7: warren.v1.SessionInfo
-	(*Assignments)(nil),         // 8: warren.v1.Assignments
-	(*NodeDescription)(nil),     // 9: warren.v1.NodeDescription
-	(*TaskStatus)(nil),          // 10: warren.v1.TaskStatus
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
-	(*Task)(nil),                // 12: warren.v1.Task
+	(*FetchImageRequest)(nil),   // 1: warren.v1.FetchImageRequest
+	(*FetchImageChunk)(nil),     // 2: warren.v1.FetchImageChunk
+	(*SessionRequest)(nil),      // 3: warren.v1.SessionRequest
+	(*NodeImages)(nil),          // 4: warren.v1.NodeImages
+	(*RegisterRequest)(nil),     // 5: warren.v1.RegisterRequest
+	(*Heartbeat)(nil),           // 6: warren.v1.Heartbeat
+	(*TaskStatusUpdate)(nil),    // 7: warren.v1.TaskStatusUpdate
+	(*TaskStatusReport)(nil),    // 8: warren.v1.TaskStatusReport
+	(*SessionMessage)(nil),      // 9: warren.v1.SessionMessage
+	(*SessionInfo)(nil),         // 10: warren.v1.SessionInfo
+	(*Assignments)(nil),         // 11: warren.v1.Assignments
+	(*Image)(nil),               // 12: warren.v1.Image
+	(*NodeDescription)(nil),     // 13: warren.v1.NodeDescription
+	(*TaskStatus)(nil),          // 14: warren.v1.TaskStatus
+	(*ImageArchive)(nil),        // 15: warren.v1.ImageArchive
+	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*Task)(nil),                // 17: warren.v1.Task
 }
 var file_warren_v1_dispatcher_proto_depIdxs = []int32{
-	2,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
-	3,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
-	5,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
-	9,  // 3: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
-	10, // 4: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
-	4,  // 5: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
-	7,  // 6: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
-	8,  // 7: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
-	11, // 8: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
-	0,  // 9: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
-	12, // 10: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
-	1,  // 11: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
-	6,  // 12: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
+	6,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
+	8,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
+	4,  // 3: warren.v1.SessionRequest.images:type_name -> warren.v1.NodeImages
+	12, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
+	13, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
+	12, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
+	14, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
+	7,  // 8: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
+	10, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
+	11, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
+	15, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
+	16, // 12: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
+	0,  // 13: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
+	17, // 14: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
+	3,  // 15: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
+	1,  // 16: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
+	9,  // 17: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
+	2,  // 18: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
+	17, // [17:19] is the sub-list for method output_type
+	15, // [15:17] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_dispatcher_proto_init() }
@@ -671,14 +879,16 @@ func file_warren_v1_dispatcher_proto_init() {
 		return
 	}
 	file_warren_v1_types_proto_init()
-	file_warren_v1_dispatcher_proto_msgTypes[0].OneofWrappers = []any{
+	file_warren_v1_dispatcher_proto_msgTypes[2].OneofWrappers = []any{
 		(*SessionRequest_Register)(nil),
 		(*SessionRequest_Heartbeat)(nil),
 		(*SessionRequest_Status)(nil),
+		(*SessionRequest_Images)(nil),
 	}
-	file_warren_v1_dispatcher_proto_msgTypes[5].OneofWrappers = []any{
+	file_warren_v1_dispatcher_proto_msgTypes[8].OneofWrappers = []any{
 		(*SessionMessage_Session)(nil),
 		(*SessionMessage_Assignments)(nil),
+		(*SessionMessage_LoadImage)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -686,7 +896,7 @@ func file_warren_v1_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_dispatcher_proto_rawDesc), len(file_warren_v1_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

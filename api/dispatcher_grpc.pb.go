@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Dispatcher_Session_FullMethodName = "/warren.v1.Dispatcher/Session"
+	Dispatcher_Session_FullMethodName    = "/warren.v1.Dispatcher/Session"
+	Dispatcher_FetchImage_FullMethodName = "/warren.v1.Dispatcher/FetchImage"
 )
 
 // DispatcherClient is the client API for Dispatcher service.
@@ -31,6 +32,8 @@ const (
 // they change) and task status (pushed back in batches).
 type DispatcherClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionMessage], error)
+	// FetchImage streams an imported image archive held by this manager.
+	FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error)
 }
 
 type dispatcherClient struct {
@@ -54,6 +57,25 @@ func (c *dispatcherClient) Session(ctx context.Context, opts ...grpc.CallOption)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_SessionClient = grpc.BidiStreamingClient[SessionRequest, SessionMessage]
 
+func (c *dispatcherClient) FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[1], Dispatcher_FetchImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchImageRequest, FetchImageChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_FetchImageClient = grpc.ServerStreamingClient[FetchImageChunk]
+
 // DispatcherServer is the server API for Dispatcher service.
 // All implementations must embed UnimplementedDispatcherServer
 // for forward compatibility.
@@ -63,6 +85,8 @@ type Dispatcher_SessionClient = grpc.BidiStreamingClient[SessionRequest, Session
 // they change) and task status (pushed back in batches).
 type DispatcherServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionMessage]) error
+	// FetchImage streams an imported image archive held by this manager.
+	FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error
 	mustEmbedUnimplementedDispatcherServer()
 }
 
@@ -75,6 +99,9 @@ type UnimplementedDispatcherServer struct{}
 
 func (UnimplementedDispatcherServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionMessage]) error {
 	return status.Error(codes.Unimplemented, "method Session not implemented")
+}
+func (UnimplementedDispatcherServer) FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchImage not implemented")
 }
 func (UnimplementedDispatcherServer) mustEmbedUnimplementedDispatcherServer() {}
 func (UnimplementedDispatcherServer) testEmbeddedByValue()                    {}
@@ -104,6 +131,17 @@ func _Dispatcher_Session_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_SessionServer = grpc.BidiStreamingServer[SessionRequest, SessionMessage]
 
+func _Dispatcher_FetchImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchImageRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DispatcherServer).FetchImage(m, &grpc.GenericServerStream[FetchImageRequest, FetchImageChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_FetchImageServer = grpc.ServerStreamingServer[FetchImageChunk]
+
 // Dispatcher_ServiceDesc is the grpc.ServiceDesc for Dispatcher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -117,6 +155,11 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Dispatcher_Session_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "FetchImage",
+			Handler:       _Dispatcher_FetchImage_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "warren/v1/dispatcher.proto",

@@ -308,7 +308,7 @@ func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartPolicy_Condition.Descriptor instead.
 func (RestartPolicy_Condition) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{16, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{18, 0}
 }
 
 type UpdateStatus_State int32
@@ -357,7 +357,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{19, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21, 0}
 }
 
 // Meta is common to every stored object.
@@ -434,6 +434,12 @@ type Cluster struct {
 	CaCert []byte `protobuf:"bytes,5,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
 	// ca_fingerprint is "sha256:<hex>" of the root certificate's DER.
 	CaFingerprint string `protobuf:"bytes,6,opt,name=ca_fingerprint,json=caFingerprint,proto3" json:"ca_fingerprint,omitempty"`
+	// join_secrets are the secret parts of the join tokens. The API never
+	// returns them except through GetJoinToken.
+	JoinSecrets *JoinSecrets `protobuf:"bytes,7,opt,name=join_secrets,json=joinSecrets,proto3" json:"join_secrets,omitempty"`
+	// image_archives are images imported into the cluster (no registry
+	// needed): every target node loads them, nodes that join later too.
+	ImageArchives []*ImageArchive `protobuf:"bytes,8,rep,name=image_archives,json=imageArchives,proto3" json:"image_archives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +516,160 @@ func (x *Cluster) GetCaFingerprint() string {
 	return ""
 }
 
+func (x *Cluster) GetJoinSecrets() *JoinSecrets {
+	if x != nil {
+		return x.JoinSecrets
+	}
+	return nil
+}
+
+func (x *Cluster) GetImageArchives() []*ImageArchive {
+	if x != nil {
+		return x.ImageArchives
+	}
+	return nil
+}
+
+type JoinSecrets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Worker        string                 `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Manager       string                 `protobuf:"bytes,2,opt,name=manager,proto3" json:"manager,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinSecrets) Reset() {
+	*x = JoinSecrets{}
+	mi := &file_warren_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinSecrets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinSecrets) ProtoMessage() {}
+
+func (x *JoinSecrets) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinSecrets.ProtoReflect.Descriptor instead.
+func (*JoinSecrets) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JoinSecrets) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *JoinSecrets) GetManager() string {
+	if x != nil {
+		return x.Manager
+	}
+	return ""
+}
+
+// ImageArchive is an image archive kept by a manager and loaded by nodes.
+type ImageArchive struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// digest is "sha256:<hex>" of the archive file.
+	Digest string   `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Refs   []string `protobuf:"bytes,2,rep,name=refs,proto3" json:"refs,omitempty"`
+	Size   int64    `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// holder_node_id is the manager that stores the archive.
+	HolderNodeId string `protobuf:"bytes,4,opt,name=holder_node_id,json=holderNodeId,proto3" json:"holder_node_id,omitempty"`
+	// node_ids limits the archive to these nodes; empty means every node.
+	NodeIds       []string               `protobuf:"bytes,5,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageArchive) Reset() {
+	*x = ImageArchive{}
+	mi := &file_warren_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageArchive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageArchive) ProtoMessage() {}
+
+func (x *ImageArchive) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageArchive.ProtoReflect.Descriptor instead.
+func (*ImageArchive) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ImageArchive) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ImageArchive) GetRefs() []string {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+func (x *ImageArchive) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ImageArchive) GetHolderNodeId() string {
+	if x != nil {
+		return x.HolderNodeId
+	}
+	return ""
+}
+
+func (x *ImageArchive) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *ImageArchive) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 type ClusterSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// task_history_limit is how many finished tasks a slot keeps for `service ps`.
@@ -518,13 +678,15 @@ type ClusterSpec struct {
 	HeartbeatPeriod *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
 	// node_down_after is how long without a heartbeat before a node is down.
 	NodeDownAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=node_down_after,json=nodeDownAfter,proto3" json:"node_down_after,omitempty"`
+	// node_cert_ttl is the lifetime of node certificates (default 90 days).
+	NodeCertTtl   *durationpb.Duration `protobuf:"bytes,4,opt,name=node_cert_ttl,json=nodeCertTtl,proto3" json:"node_cert_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSpec) Reset() {
 	*x = ClusterSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[2]
+	mi := &file_warren_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +698,7 @@ func (x *ClusterSpec) String() string {
 func (*ClusterSpec) ProtoMessage() {}
 
 func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[2]
+	mi := &file_warren_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +711,7 @@ func (x *ClusterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSpec.ProtoReflect.Descriptor instead.
 func (*ClusterSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClusterSpec) GetTaskHistoryLimit() uint32 {
@@ -573,6 +735,13 @@ func (x *ClusterSpec) GetNodeDownAfter() *durationpb.Duration {
 	return nil
 }
 
+func (x *ClusterSpec) GetNodeCertTtl() *durationpb.Duration {
+	if x != nil {
+		return x.NodeCertTtl
+	}
+	return nil
+}
+
 type Node struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -588,7 +757,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_warren_v1_types_proto_msgTypes[3]
+	mi := &file_warren_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +769,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[3]
+	mi := &file_warren_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +782,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Node) GetId() string {
@@ -662,7 +831,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[4]
+	mi := &file_warren_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +843,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[4]
+	mi := &file_warren_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +856,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeSpec) GetRole() NodeRole {
@@ -721,7 +890,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_warren_v1_types_proto_msgTypes[5]
+	mi := &file_warren_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +902,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[5]
+	mi := &file_warren_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +915,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Platform) GetArchitecture() string {
@@ -774,7 +943,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_warren_v1_types_proto_msgTypes[6]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +955,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[6]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +968,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -823,13 +992,15 @@ type NodeDescription struct {
 	Resources     *Resources             `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
 	EngineVersion string                 `protobuf:"bytes,4,opt,name=engine_version,json=engineVersion,proto3" json:"engine_version,omitempty"`
 	WarrenVersion string                 `protobuf:"bytes,5,opt,name=warren_version,json=warrenVersion,proto3" json:"warren_version,omitempty"`
+	// images are the images the node holds, as it last reported them.
+	Images        []*Image `protobuf:"bytes,6,rep,name=images,proto3" json:"images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1012,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1025,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -892,18 +1063,27 @@ func (x *NodeDescription) GetWarrenVersion() string {
 	return ""
 }
 
+func (x *NodeDescription) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         NodeState              `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.NodeState" json:"state,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	State   NodeState              `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.NodeState" json:"state,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Addr    string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// cert_not_after is when the node's certificate expires.
+	CertNotAfter  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1095,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1108,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -952,6 +1132,13 @@ func (x *NodeStatus) GetAddr() string {
 	return ""
 }
 
+func (x *NodeStatus) GetCertNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertNotAfter
+	}
+	return nil
+}
+
 // ServiceSpec is what a user asks for. Every change makes a new spec version.
 type ServiceSpec struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -970,7 +1157,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1169,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1182,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1076,7 +1263,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1275,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1288,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReplicatedService) GetReplicas() uint64 {
@@ -1119,7 +1306,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1318,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1331,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 type UpdateConfig struct {
@@ -1159,7 +1346,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1358,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1371,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -1213,7 +1400,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1412,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1425,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1288,7 +1475,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1487,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1500,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -1389,7 +1576,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1588,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1601,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -1445,7 +1632,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1644,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1657,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestartPolicy) GetCondition() RestartPolicy_Condition {
@@ -1511,7 +1698,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1710,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1723,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -1568,7 +1755,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1767,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1780,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Service) GetId() string {
@@ -1650,7 +1837,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1849,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1862,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -1726,7 +1913,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +1925,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +1938,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Task) GetId() string {
@@ -1846,7 +2033,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2045,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2058,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -1948,7 +2135,7 @@ type ExitInfo struct {
 
 func (x *ExitInfo) Reset() {
 	*x = ExitInfo{}
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2147,7 @@ func (x *ExitInfo) String() string {
 func (*ExitInfo) ProtoMessage() {}
 
 func (x *ExitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2160,7 @@ func (x *ExitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitInfo.ProtoReflect.Descriptor instead.
 func (*ExitInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExitInfo) GetExitCode() int32 {
@@ -2010,7 +2197,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2209,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2222,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Image) GetRef() string {
@@ -2083,18 +2270,32 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbe\x01\n" +
+	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb9\x02\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12*\n" +
 	"\x04spec\x18\x04 \x01(\v2\x16.warren.v1.ClusterSpecR\x04spec\x12\x17\n" +
 	"\aca_cert\x18\x05 \x01(\fR\x06caCert\x12%\n" +
-	"\x0eca_fingerprint\x18\x06 \x01(\tR\rcaFingerprint\"\xc4\x01\n" +
+	"\x0eca_fingerprint\x18\x06 \x01(\tR\rcaFingerprint\x129\n" +
+	"\fjoin_secrets\x18\a \x01(\v2\x16.warren.v1.JoinSecretsR\vjoinSecrets\x12>\n" +
+	"\x0eimage_archives\x18\b \x03(\v2\x17.warren.v1.ImageArchiveR\rimageArchives\"?\n" +
+	"\vJoinSecrets\x12\x16\n" +
+	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x18\n" +
+	"\amanager\x18\x02 \x01(\tR\amanager\"\xca\x01\n" +
+	"\fImageArchive\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04refs\x18\x02 \x03(\tR\x04refs\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12$\n" +
+	"\x0eholder_node_id\x18\x04 \x01(\tR\fholderNodeId\x12\x19\n" +
+	"\bnode_ids\x18\x05 \x03(\tR\anodeIds\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x83\x02\n" +
 	"\vClusterSpec\x12,\n" +
 	"\x12task_history_limit\x18\x01 \x01(\rR\x10taskHistoryLimit\x12D\n" +
 	"\x10heartbeat_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12A\n" +
-	"\x0fnode_down_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rnodeDownAfter\"\xd1\x01\n" +
+	"\x0fnode_down_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rnodeDownAfter\x12=\n" +
+	"\rnode_cert_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vnodeCertTtl\"\xd1\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12'\n" +
@@ -2113,18 +2314,20 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x02os\x18\x02 \x01(\tR\x02os\"K\n" +
 	"\tResources\x12\x1b\n" +
 	"\tnano_cpus\x18\x01 \x01(\x03R\bnanoCpus\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\xe0\x01\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\x8a\x02\n" +
 	"\x0fNodeDescription\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12/\n" +
 	"\bplatform\x18\x02 \x01(\v2\x13.warren.v1.PlatformR\bplatform\x122\n" +
 	"\tresources\x18\x03 \x01(\v2\x14.warren.v1.ResourcesR\tresources\x12%\n" +
 	"\x0eengine_version\x18\x04 \x01(\tR\rengineVersion\x12%\n" +
-	"\x0ewarren_version\x18\x05 \x01(\tR\rwarrenVersion\"f\n" +
+	"\x0ewarren_version\x18\x05 \x01(\tR\rwarrenVersion\x12(\n" +
+	"\x06images\x18\x06 \x03(\v2\x10.warren.v1.ImageR\x06images\"\xa8\x01\n" +
 	"\n" +
 	"NodeStatus\x12*\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.warren.v1.NodeStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"\xee\x02\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12@\n" +
+	"\x0ecert_not_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\"\xee\x02\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\x06labels\x18\x02 \x03(\v2\".warren.v1.ServiceSpec.LabelsEntryR\x06labels\x12'\n" +
@@ -2271,7 +2474,7 @@ func file_warren_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_warren_v1_types_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: warren.v1.NodeRole
 	(NodeAvailability)(0),         // 1: warren.v1.NodeAvailability
@@ -2281,89 +2484,97 @@ var file_warren_v1_types_proto_goTypes = []any{
 	(UpdateStatus_State)(0),       // 5: warren.v1.UpdateStatus.State
 	(*Meta)(nil),                  // 6: warren.v1.Meta
 	(*Cluster)(nil),               // 7: warren.v1.Cluster
-	(*ClusterSpec)(nil),           // 8: warren.v1.ClusterSpec
-	(*Node)(nil),                  // 9: warren.v1.Node
-	(*NodeSpec)(nil),              // 10: warren.v1.NodeSpec
-	(*Platform)(nil),              // 11: warren.v1.Platform
-	(*Resources)(nil),             // 12: warren.v1.Resources
-	(*NodeDescription)(nil),       // 13: warren.v1.NodeDescription
-	(*NodeStatus)(nil),            // 14: warren.v1.NodeStatus
-	(*ServiceSpec)(nil),           // 15: warren.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 16: warren.v1.ReplicatedService
-	(*GlobalService)(nil),         // 17: warren.v1.GlobalService
-	(*UpdateConfig)(nil),          // 18: warren.v1.UpdateConfig
-	(*TaskSpec)(nil),              // 19: warren.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 20: warren.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 21: warren.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 22: warren.v1.RestartPolicy
-	(*Placement)(nil),             // 23: warren.v1.Placement
-	(*Service)(nil),               // 24: warren.v1.Service
-	(*UpdateStatus)(nil),          // 25: warren.v1.UpdateStatus
-	(*Task)(nil),                  // 26: warren.v1.Task
-	(*TaskStatus)(nil),            // 27: warren.v1.TaskStatus
-	(*ExitInfo)(nil),              // 28: warren.v1.ExitInfo
-	(*Image)(nil),                 // 29: warren.v1.Image
-	nil,                           // 30: warren.v1.NodeSpec.LabelsEntry
-	nil,                           // 31: warren.v1.ServiceSpec.LabelsEntry
-	nil,                           // 32: warren.v1.ContainerSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*JoinSecrets)(nil),           // 8: warren.v1.JoinSecrets
+	(*ImageArchive)(nil),          // 9: warren.v1.ImageArchive
+	(*ClusterSpec)(nil),           // 10: warren.v1.ClusterSpec
+	(*Node)(nil),                  // 11: warren.v1.Node
+	(*NodeSpec)(nil),              // 12: warren.v1.NodeSpec
+	(*Platform)(nil),              // 13: warren.v1.Platform
+	(*Resources)(nil),             // 14: warren.v1.Resources
+	(*NodeDescription)(nil),       // 15: warren.v1.NodeDescription
+	(*NodeStatus)(nil),            // 16: warren.v1.NodeStatus
+	(*ServiceSpec)(nil),           // 17: warren.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 18: warren.v1.ReplicatedService
+	(*GlobalService)(nil),         // 19: warren.v1.GlobalService
+	(*UpdateConfig)(nil),          // 20: warren.v1.UpdateConfig
+	(*TaskSpec)(nil),              // 21: warren.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 22: warren.v1.ContainerSpec
+	(*ResourceRequirements)(nil),  // 23: warren.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 24: warren.v1.RestartPolicy
+	(*Placement)(nil),             // 25: warren.v1.Placement
+	(*Service)(nil),               // 26: warren.v1.Service
+	(*UpdateStatus)(nil),          // 27: warren.v1.UpdateStatus
+	(*Task)(nil),                  // 28: warren.v1.Task
+	(*TaskStatus)(nil),            // 29: warren.v1.TaskStatus
+	(*ExitInfo)(nil),              // 30: warren.v1.ExitInfo
+	(*Image)(nil),                 // 31: warren.v1.Image
+	nil,                           // 32: warren.v1.NodeSpec.LabelsEntry
+	nil,                           // 33: warren.v1.ServiceSpec.LabelsEntry
+	nil,                           // 34: warren.v1.ContainerSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
 }
 var file_warren_v1_types_proto_depIdxs = []int32{
-	33, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	33, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	35, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	6,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
-	8,  // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
-	34, // 4: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
-	34, // 5: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
-	6,  // 6: warren.v1.Node.meta:type_name -> warren.v1.Meta
-	10, // 7: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
-	13, // 8: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
-	14, // 9: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
-	0,  // 10: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
-	1,  // 11: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	30, // 12: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
-	11, // 13: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
-	12, // 14: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	2,  // 15: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	31, // 16: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
-	19, // 17: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
-	16, // 18: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
-	17, // 19: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
-	18, // 20: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	34, // 21: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	20, // 22: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
-	21, // 23: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
-	22, // 24: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
-	23, // 25: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	32, // 26: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	34, // 27: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	12, // 28: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
-	12, // 29: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
-	4,  // 30: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	34, // 31: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	34, // 32: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	6,  // 33: warren.v1.Service.meta:type_name -> warren.v1.Meta
-	15, // 34: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
-	15, // 35: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	25, // 36: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
-	5,  // 37: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	33, // 38: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	33, // 39: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	6,  // 40: warren.v1.Task.meta:type_name -> warren.v1.Meta
-	19, // 41: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
-	3,  // 42: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	27, // 43: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	3,  // 44: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	33, // 45: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	28, // 46: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	33, // 47: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	33, // 48: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	10, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
+	8,  // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
+	9,  // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
+	35, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
+	36, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
+	36, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
+	36, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
+	6,  // 10: warren.v1.Node.meta:type_name -> warren.v1.Meta
+	12, // 11: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
+	15, // 12: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
+	16, // 13: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
+	0,  // 14: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
+	1,  // 15: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
+	32, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	13, // 17: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
+	14, // 18: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
+	31, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	2,  // 20: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
+	35, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	33, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	21, // 23: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
+	18, // 24: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
+	19, // 25: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
+	20, // 26: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
+	36, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	22, // 28: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
+	23, // 29: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
+	24, // 30: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
+	25, // 31: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
+	34, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	36, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	14, // 34: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
+	14, // 35: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
+	4,  // 36: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
+	36, // 37: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	36, // 38: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	6,  // 39: warren.v1.Service.meta:type_name -> warren.v1.Meta
+	17, // 40: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
+	17, // 41: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
+	27, // 42: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	5,  // 43: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
+	35, // 44: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	35, // 45: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	6,  // 46: warren.v1.Task.meta:type_name -> warren.v1.Meta
+	21, // 47: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
+	3,  // 48: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
+	29, // 49: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	3,  // 50: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	35, // 51: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 52: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	35, // 53: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	35, // 54: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }
@@ -2371,7 +2582,7 @@ func file_warren_v1_types_proto_init() {
 	if File_warren_v1_types_proto != nil {
 		return
 	}
-	file_warren_v1_types_proto_msgTypes[9].OneofWrappers = []any{
+	file_warren_v1_types_proto_msgTypes[11].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
@@ -2381,7 +2592,7 @@ func file_warren_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_types_proto_rawDesc), len(file_warren_v1_types_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
