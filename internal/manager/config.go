@@ -50,6 +50,6 @@ func DefaultConfig() Config {
 		RESTAddr:         "0.0.0.0:2378",
 		SocketPath:       "/run/warren/warren.sock",
 		ContainerdSocket: "/run/containerd/containerd.sock",
-		HeartbeatPeriod:  5 * time.Second,
+		HeartbeatPeriod:  3 * time.Second, // a silent node is down after 3 periods
 	}
 }

@@ -103,6 +103,9 @@ func issueNodeCert(dataDir string, c *managerCreds, hosts []string) error {
 	if err != nil {
 		return fmt.Errorf("issue the manager certificate: %w", err)
 	}
+	// Managers serve their certificate followed by the CA's, so a joining
+	// node can check the CA against the hash pinned in its token.
+	certPEM = append(certPEM, c.CA.CertPEM()...)
 	if err := ca.SaveKeyPair(filepath.Join(dataDir, "certs"), "node", certPEM, keyPEM); err != nil {
 		return err
 	}

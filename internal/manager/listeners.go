@@ -74,13 +74,21 @@ func newGRPCServer(remoteTLS *tls.Config) *grpc.Server {
 	return grpc.NewServer(opts...)
 }
 
+// joinMethod is the one call a caller without a certificate may make: a
+// node joining with a token.
+var joinMethod = "/" + api.NodeCA_ServiceDesc.ServiceName + "/Join"
+
 // authorize checks a remote caller's certificate: admins and managers may
 // use the Control API; any node of the cluster may open its own session
-// (the dispatcher checks it is its own).
+// (the dispatcher checks it is its own) and renew its certificate. Only
+// Join needs no certificate.
 func authorize(ctx context.Context, method string) error {
+	if method == joinMethod {
+		return nil
+	}
 	id, ok := ca.IdentityFromContext(ctx)
 	if !ok {
-		return status.Error(codes.Unauthenticated, "a client certificate of this cluster's CA is required")
+		return status.Error(codes.Unauthenticated, "a client certificate of this cluster's CA is required: join with a token, or use an admin bundle (--tls-dir)")
 	}
 	if strings.HasPrefix(method, "/"+api.Control_ServiceDesc.ServiceName+"/") && id.Role != ca.RoleAdmin && id.Role != ca.RoleManager {
 		return status.Errorf(codes.PermissionDenied, "a %s certificate cannot call %s: use an admin certificate", id.Role, method)

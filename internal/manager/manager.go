@@ -18,7 +18,6 @@ import (
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/raftnode"
 	"github.com/warren-project/warren/internal/runtime"
-	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
@@ -31,7 +30,6 @@ type Manager struct {
 	store *state.MemoryStore
 	raft  *raftnode.Node
 	exec  runtime.Executor
-	own   *containerd.Supervised
 
 	local, remote *grpc.Server
 	dispatcher    *dispatcher.Dispatcher
@@ -94,6 +92,9 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	if m.creds, err = loadOrCreateCredentials(m.cfg.DataDir, m.cfg.ClusterName, m.certHosts()); err != nil {
 		return err
 	}
+	rctx, stopRenewal := context.WithCancel(ctx)
+	go m.renewOwnCertificate(rctx)
+	onStop(stopRenewal)
 	if err := m.startRaft(ctx, onStop); err != nil {
 		return err
 	}
@@ -118,10 +119,22 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	return nil
 }
 
+// certHosts are the names the manager's certificate is valid for: its
+// advertised and listen hosts, or this host's address when both are
+// wildcards (127.0.0.1 and localhost are always in).
 func (m *Manager) certHosts() []string {
 	hosts := []string{}
 	for _, a := range []string{m.cfg.AdvertiseAddr, m.cfg.ListenAddr} {
-		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			h = a // an advertise address may be a bare host
+		}
+		if h != "" && h != "0.0.0.0" && h != "::" {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		if h := hostAddr(); h != "" {
 			hosts = append(hosts, h)
 		}
 	}

@@ -271,7 +271,7 @@ func TestRemoteAccessNeedsAdminCertificate(t *testing.T) {
 		code codes.Code
 	}{
 		"worker certificate": {workerDir, codes.PermissionDenied},
-		"another CA's admin": {foreignDir, codes.Unavailable},
+		"another CA's admin": {foreignDir, codes.Unauthenticated},
 	} {
 		t.Run(name+" over gRPC", func(t *testing.T) {
 			c, err := client.New(host, client.WithTLSDir(tc.dir))

@@ -7,19 +7,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/hostinfo"
 	"github.com/warren-project/warren/internal/manager/apiserver"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/manager/orchestrator"
 	"github.com/warren-project/warren/internal/manager/scheduler"
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/token"
 	"github.com/warren-project/warren/internal/state"
 	"github.com/warren-project/warren/internal/worker"
 )
@@ -31,37 +32,19 @@ func (m *Manager) startExecutor(ctx context.Context, onStop func(func())) error 
 		m.exec = m.cfg.Executor
 		return nil
 	}
-	addr := m.cfg.ContainerdSocket
-	if !containerd.Reachable(ctx, addr) {
-		if _, err := exec.LookPath("containerd"); err != nil {
-			return fmt.Errorf("no containerd answers at %s, and no containerd binary is installed to start one: install containerd and runc (apt-get install containerd runc) or pass --containerd-socket", addr)
-		}
-		own, err := containerd.StartOwnContainerd(ctx, m.cfg.DataDir, containerd.WithLogger(m.cfg.Logger))
-		if err != nil {
-			return err
-		}
-		m.own = own
-		addr = own.Address
-		onStop(func() {
-			if err := own.Stop(); err != nil {
-				m.log.Warn("stop containerd", "err", err)
-			}
-		})
-		m.log.Info("no containerd at the configured socket: running our own", "socket", addr)
-	}
-	e, err := containerd.New(ctx, containerd.Config{Address: addr, Logger: m.cfg.Logger})
+	e, closeExec, err := containerd.Connect(ctx, m.cfg.ContainerdSocket, m.cfg.DataDir, m.cfg.Logger)
 	if err != nil {
 		return err
 	}
 	m.exec = e
-	onStop(func() { _ = e.Close() })
+	onStop(closeExec)
 	return nil
 }
 
 // ensureClusterObjects creates the cluster and this node in the state on
 // the first start, and refreshes the node's description on later ones.
 func (m *Manager) ensureClusterObjects(ctx context.Context) error {
-	desc := describeHost()
+	desc := hostinfo.Describe()
 	return m.store.Update(ctx, func(tx state.Tx) error {
 		if tx.GetCluster() == nil {
 			c := &api.Cluster{
@@ -69,6 +52,7 @@ func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 				Spec:          &api.ClusterSpec{TaskHistoryLimit: 5},
 				CaCert:        m.creds.CA.CertPEM(),
 				CaFingerprint: m.creds.CA.Fingerprint(),
+				JoinSecrets:   &api.JoinSecrets{Worker: token.NewSecret(), Manager: token.NewSecret()},
 			}
 			if err := tx.Create(c); err != nil {
 				return err
@@ -91,9 +75,10 @@ func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 // in-process listener of the local agent, and the JSON gateway.
 func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	pool := m.creds.CA.Pool()
-	srvTLS := ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true)
+	// The gRPC port admits callers without a certificate only for Join
+	// (see authorize); the JSON gateway requires one at the handshake.
 	m.local = newGRPCServer(nil)
-	m.remote = newGRPCServer(srvTLS)
+	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false))
 	control := apiserver.New(apiserver.Config{
 		Store: m.store, Images: newLocalImages(m.exec, m.creds.NodeID), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
@@ -136,7 +121,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		}
 		wg.Wait()
 	})
-	return m.serveREST(ctx, srvTLS, onStop)
+	return m.serveREST(ctx, ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true), onStop)
 }
 
 func (m *Manager) serveREST(ctx context.Context, srvTLS *tls.Config, onStop func(func())) error {
@@ -253,7 +238,7 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 		return err
 	}
 	agent, err := worker.New(worker.Config{
-		NodeID: m.creds.NodeID, Description: describeHost(), Addr: m.advertiseHost(),
+		NodeID: m.creds.NodeID, Description: hostinfo.Describe(), Addr: m.advertiseHost(),
 		Executor: m.exec, DataDir: m.cfg.DataDir, Logger: m.cfg.Logger,
 		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
 	})

@@ -1,4 +1,5 @@
-package manager
+// Package hostinfo describes the machine a node runs on, for the scheduler.
+package hostinfo
 
 import (
 	"os"
@@ -9,8 +10,8 @@ import (
 	"github.com/warren-project/warren/internal/version"
 )
 
-// describeHost reports what this machine offers to the scheduler.
-func describeHost() *api.NodeDescription {
+// Describe reports what this machine offers: hostname, platform, CPUs, memory.
+func Describe() *api.NodeDescription {
 	host, _ := os.Hostname()
 	var mem int64
 	var si syscall.Sysinfo_t
