@@ -130,6 +130,8 @@ func (v *progressView) slotLine(s client.SlotProgress, desired int) string {
 	switch {
 	case s.Err != "":
 		line += ": " + s.Err
+	case s.Progress != "" && s.State < api.TaskState_TASK_STATE_RUNNING:
+		line += " (" + s.Progress + ")"
 	case s.Message != "" && s.State < api.TaskState_TASK_STATE_RUNNING && s.Message != stateName(s.State):
 		line += " (" + s.Message + ")"
 	}

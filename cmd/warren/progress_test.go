@@ -51,3 +51,14 @@ func TestProgressViewRedrawsOnATerminal(t *testing.T) {
 		t.Fatalf("redraw %q: want 3 lines", second)
 	}
 }
+
+func TestProgressViewShowsPullProgress(t *testing.T) {
+	var buf bytes.Buffer
+	v := &progressView{w: &buf, name: "web", hosts: map[string]string{}, last: map[string]string{}}
+	p := progressOf(api.TaskState_TASK_STATE_PREPARING)
+	p.Slots[0].Progress = "pulling docker.io/library/nginx:latest: 12.5 of 40.0 MiB"
+	v.update(p)
+	if !strings.Contains(buf.String(), "1/1: preparing (pulling docker.io/library/nginx:latest: 12.5 of 40.0 MiB)") {
+		t.Fatalf("output does not show the pull:\n%s", buf.String())
+	}
+}

@@ -125,7 +125,7 @@ func slotOf(t *api.Task, svc *api.Service) SlotProgress {
 	st := t.GetStatus()
 	return SlotProgress{
 		Slot: t.GetSlot(), NodeID: t.GetNodeId(), TaskID: t.GetId(),
-		State: st.GetState(), Message: st.GetMessage(), Err: st.GetErr(),
+		State: st.GetState(), Message: st.GetMessage(), Err: st.GetErr(), Progress: st.GetProgress(),
 		Done: t.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING && ofCurrentSpec(t, svc) &&
 			st.GetState() == api.TaskState_TASK_STATE_RUNNING,
 	}

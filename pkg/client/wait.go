@@ -37,6 +37,8 @@ type SlotProgress struct {
 	State  api.TaskState
 	// Message says why the task is in its state; Err is set on failure.
 	Message, Err string
+	// Progress describes a long step under way, such as an image pull.
+	Progress string
 	// Done is true when this slot runs the current spec.
 	Done bool
 }
