@@ -20,7 +20,7 @@ func newClusterCmd(c *cli) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return c.clusterInfo(cmd, format(f)) },
 	}
 	info.Flags().StringVar(&f, "format", "", "json, or a Go template over the API's GetClusterInfoResponse")
-	cmd.AddCommand(newClusterInitCmd(), info)
+	cmd.AddCommand(newClusterInitCmd(), newClusterJoinCmd(), info, newJoinTokenCmd(c), newClusterCACmd(c))
 	return cmd
 }
 

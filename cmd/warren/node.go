@@ -13,13 +13,14 @@ import (
 
 // nodeRow is one line of `node ls`, and what its templates see.
 type nodeRow struct {
-	ID, Hostname, Role, Status, Availability, Address string
-	Tasks                                             int
+	ID, Hostname, Role, Status, Availability, ManagerStatus, Address string
+	Tasks                                                            int
 }
 
 func newNodeCmd(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "List and inspect the cluster's nodes", Args: cobra.NoArgs}
+	cmd := &cobra.Command{Use: "node", Short: "List, inspect, update and remove the cluster's nodes", Args: cobra.NoArgs}
 	var lsFormat, inspectFormat string
+	var pretty bool
 	ls := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -27,15 +28,18 @@ func newNodeCmd(c *cli) *cobra.Command {
 		Args:    args(0, 0, "none"),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return c.listNodes(cmd, format(lsFormat)) },
 	}
-	ls.Flags().StringVar(&lsFormat, "format", "", "json, or a Go template over ID, Hostname, Role, Status, Availability, Address, Tasks")
+	ls.Flags().StringVar(&lsFormat, "format", "", "json, or a Go template over ID, Hostname, Role, Status, Availability, ManagerStatus, Address, Tasks")
 	inspect := &cobra.Command{
 		Use:   "inspect NODE...",
 		Short: "Show nodes in detail (JSON by default)",
 		Args:  args(1, -1, "NODE..."),
-		RunE:  func(cmd *cobra.Command, a []string) error { return c.inspectNodes(cmd, format(inspectFormat), a) },
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return c.inspectNodes(cmd, format(inspectFormat), pretty, a)
+		},
 	}
 	inspect.Flags().StringVar(&inspectFormat, "format", "", "json (the default), or a Go template over the API's Node")
-	cmd.AddCommand(ls, inspect)
+	inspect.Flags().BoolVar(&pretty, "pretty", false, "print a readable summary instead of JSON")
+	cmd.AddCommand(ls, inspect, newNodeUpdateCmd(c), newNodeRemoveCmd(c))
 	return cmd
 }
 
@@ -55,6 +59,11 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 	if err != nil {
 		return err
 	}
+	info, err := cl.GetClusterInfo(cmd.Context(), &api.GetClusterInfoRequest{})
+	if err != nil {
+		return err
+	}
+	leader := info.GetRaft().GetLeaderId()
 	running := map[string]int{}
 	for _, t := range tasks.GetTasks() {
 		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
@@ -65,23 +74,39 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 	sort.Slice(nodes, func(i, j int) bool {
 		return nodes[i].GetDescription().GetHostname() < nodes[j].GetDescription().GetHostname()
 	})
-	l := listing{header: []string{"ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY", "ADDRESS", "TASKS"}}
+	l := listing{header: []string{"ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "TASKS"}}
 	for _, n := range nodes {
 		r := nodeRow{
 			ID: shortID(n.GetId()), Hostname: n.GetDescription().GetHostname(),
-			Role:         enumName(n.GetSpec().GetRole(), "NODE_ROLE_"),
-			Status:       enumName(n.GetStatus().GetState(), "NODE_STATE_"),
-			Availability: enumName(n.GetSpec().GetAvailability(), "NODE_AVAILABILITY_"),
-			Address:      n.GetStatus().GetAddr(), Tasks: running[n.GetId()],
+			Role:          enumName(n.GetSpec().GetRole(), "NODE_ROLE_"),
+			Status:        enumName(n.GetStatus().GetState(), "NODE_STATE_"),
+			Availability:  enumName(n.GetSpec().GetAvailability(), "NODE_AVAILABILITY_"),
+			ManagerStatus: managerStatus(n, leader),
+			Address:       n.GetStatus().GetAddr(), Tasks: running[n.GetId()],
 		}
-		l.add(r, n, r.ID, r.Hostname, r.Role, r.Status, r.Availability, r.Address, fmt.Sprint(r.Tasks))
+		l.add(r, n, r.ID, r.Hostname, r.Role, r.Status, r.Availability, r.ManagerStatus, r.Address, fmt.Sprint(r.Tasks))
 	}
 	return writeListing(c.out, f, l)
 }
 
-func (c *cli) inspectNodes(cmd *cobra.Command, f format, refs []string) error {
+// managerStatus is what `node ls` says of a manager: "Leader" for the
+// Raft leader, "Reachable" for the others; nothing for a worker.
+func managerStatus(n *api.Node, leaderID string) string {
+	switch {
+	case n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER:
+		return ""
+	case n.GetId() == leaderID:
+		return "Leader"
+	}
+	return "Reachable"
+}
+
+func (c *cli) inspectNodes(cmd *cobra.Command, f format, pretty bool, refs []string) error {
 	if err := f.check(); err != nil {
 		return err
+	}
+	if pretty && f != "" {
+		return fmt.Errorf("--pretty and --format cannot be used together")
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -97,7 +122,9 @@ func (c *cli) inspectNodes(cmd *cobra.Command, f format, refs []string) error {
 		}
 		found = append(found, resp.GetNode())
 	}
-	if len(found) > 0 || len(errs) == 0 {
+	if pretty {
+		c.writeNodesPretty(found)
+	} else if len(found) > 0 || len(errs) == 0 {
 		if err := writeObjects(c.out, f, found); err != nil {
 			return err
 		}

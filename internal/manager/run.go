@@ -16,6 +16,7 @@ import (
 	"github.com/warren-project/warren/internal/hostinfo"
 	"github.com/warren-project/warren/internal/manager/apiserver"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
+	"github.com/warren-project/warren/internal/manager/nodeca"
 	"github.com/warren-project/warren/internal/manager/orchestrator"
 	"github.com/warren-project/warren/internal/manager/scheduler"
 	"github.com/warren-project/warren/internal/runtime/containerd"
@@ -82,6 +83,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	control := apiserver.New(apiserver.Config{
 		Store: m.store, Images: newLocalImages(m.exec, m.creds.NodeID), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
+		ManagerAddrs: m.managerAddrs, CA: m.creds.CA,
 	})
 	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
 		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
@@ -90,6 +92,9 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		api.RegisterControlServer(s, control)
 		api.RegisterDispatcherServer(s, m.dispatcher)
 	}
+	api.RegisterNodeCAServer(m.remote, nodeca.New(m.store, nodeca.Config{
+		CA: m.creds.CA, Logger: m.cfg.Logger, ManagerAddrs: m.managerAddrs,
+	}))
 
 	unixL, err := listenUnix(m.cfg.SocketPath)
 	if err != nil {

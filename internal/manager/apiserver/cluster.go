@@ -32,7 +32,7 @@ func (s *Server) GetNode(_ context.Context, req *api.GetNodeRequest) (*api.GetNo
 func (s *Server) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*api.GetClusterInfoResponse, error) {
 	resp := &api.GetClusterInfoResponse{ManagerNodeId: s.cfg.ManagerNodeID, StartedAt: timestamppb.New(s.cfg.StartedAt)}
 	s.cfg.Store.View(func(tx state.ReadTx) {
-		resp.Cluster = tx.GetCluster()
+		resp.Cluster = redactCluster(tx.GetCluster())
 		resp.Nodes = uint32(len(tx.ListNodes()))
 		resp.Services = uint32(len(tx.ListServices()))
 		resp.Tasks = uint32(len(tx.ListTasks(state.All)))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/raftnode"
+	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -41,6 +42,11 @@ type Config struct {
 	Logger        *slog.Logger
 	// MaxWait caps a blocking query's wait.
 	MaxWait time.Duration
+	// ManagerAddrs are the addresses a joining node can dial, for
+	// GetJoinToken.
+	ManagerAddrs func() []string
+	// CA signs admin certificates; nil on a manager without the root key.
+	CA *ca.CA
 }
 
 // Server implements api.ControlServer.
@@ -82,10 +88,13 @@ func toStatus(err error) error {
 		return err
 	}
 	var inv invalidArgument
+	var pre preconditionError
 	code := codes.Internal
 	switch {
-	case errors.As(err, &inv), errors.Is(err, state.ErrInvalid), errors.Is(err, state.ErrAmbiguous):
+	case errors.As(err, &inv), errors.Is(err, state.ErrInvalid), errors.Is(err, state.ErrAmbiguous), errors.Is(err, ca.ErrInvalid):
 		code = codes.InvalidArgument
+	case errors.As(err, &pre), errors.Is(err, ca.ErrNoSigningKey):
+		code = codes.FailedPrecondition
 	case errors.Is(err, state.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, state.ErrNameConflict), errors.Is(err, state.ErrAlreadyExists):

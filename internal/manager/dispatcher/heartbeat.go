@@ -106,7 +106,7 @@ func (d *Dispatcher) markDown(tm *term, nodeID string) {
 		if n == nil || n.GetStatus().GetState() == api.NodeState_NODE_STATE_DOWN {
 			return nil
 		}
-		n.Status = &api.NodeStatus{State: api.NodeState_NODE_STATE_DOWN, Message: msg, Addr: n.GetStatus().GetAddr()}
+		n.Status = &api.NodeStatus{State: api.NodeState_NODE_STATE_DOWN, Message: msg, Addr: n.GetStatus().GetAddr(), CertNotAfter: n.GetStatus().GetCertNotAfter()}
 		return tx.Update(n)
 	})
 	log := d.log.With("node.id", nodeID)

@@ -65,7 +65,7 @@ func (f *Fake) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*api
 	defer f.mu.Unlock()
 	mgr := f.nodes[0]
 	return &api.GetClusterInfoResponse{
-		Cluster: &api.Cluster{Id: "fakecluster0000000000000", Name: "warren", CaFingerprint: "sha256:0123456789abcdef"},
+		Cluster: &api.Cluster{Id: ClusterID, Name: "warren", CaFingerprint: "sha256:0123456789abcdef"},
 		Raft: &api.RaftInfo{
 			State: "Leader", Term: 2, CommitIndex: f.index, AppliedIndex: f.index, LeaderId: mgr.GetId(), LeaderAddr: mgr.GetStatus().GetAddr() + ":2377",
 			Servers: []*api.RaftServer{{Id: mgr.GetId(), Addr: mgr.GetStatus().GetAddr() + ":2377", Suffrage: "Voter"}},

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/security/ca"
 )
 
 // Call is one recorded call: the method's short name ("CreateService") and
@@ -46,20 +47,25 @@ type Fake struct {
 	calls    []Call
 	seq      int
 	last     time.Time
+	// cluster administration: a CA made on first use, join secrets by role
+	ca          *ca.CA
+	joinSecrets map[api.NodeRole]string
 	// knobs
-	rejects         map[string]string
-	updateConflicts int
-	version         *api.GetVersionResponse
+	rejects             map[string]string
+	updateConflicts     int
+	nodeUpdateConflicts int
+	version             *api.GetVersionResponse
 }
 
 // New returns a fake with one ready manager node, "node-1".
 func New() *Fake {
 	f := &Fake{
-		changed:  make(chan struct{}),
-		services: map[string]*api.Service{},
-		tasks:    map[string]*api.Task{},
-		rejects:  map[string]string{},
-		version:  &api.GetVersionResponse{Version: "1.2.3-fake", GitCommit: "abc1234", GoVersion: "go1.26", ApiVersion: "v1"},
+		changed:     make(chan struct{}),
+		services:    map[string]*api.Service{},
+		tasks:       map[string]*api.Task{},
+		rejects:     map[string]string{},
+		joinSecrets: map[api.NodeRole]string{},
+		version:     &api.GetVersionResponse{Version: "1.2.3-fake", GitCommit: "abc1234", GoVersion: "go1.26", ApiVersion: "v1"},
 	}
 	f.AddNode("node-1", api.NodeRole_NODE_ROLE_MANAGER)
 	return f
@@ -80,7 +86,12 @@ func Start(t testing.TB, srv api.ControlServer) string {
 	if err != nil {
 		t.Fatalf("clienttest: listen on %s: %v", sock, err)
 	}
-	var opts []grpc.ServerOption
+	serve(t, srv, lis)
+	return "unix://" + sock
+}
+
+// serve serves srv on lis until the test ends, recording calls to a Fake.
+func serve(t testing.TB, srv api.ControlServer, lis net.Listener, opts ...grpc.ServerOption) {
 	if f, ok := srv.(*Fake); ok {
 		opts = append(opts, grpc.ChainUnaryInterceptor(f.recordUnary), grpc.ChainStreamInterceptor(f.recordStream))
 	}
@@ -88,7 +99,6 @@ func Start(t testing.TB, srv api.ControlServer) string {
 	api.RegisterControlServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	return "unix://" + sock
 }
 
 func (f *Fake) recordUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

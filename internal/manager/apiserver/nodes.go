@@ -1,0 +1,147 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// Limits of node labels, as Swarm has them, so a label always fits a
+// constraint expression and a table cell.
+const (
+	maxLabelKey   = 128
+	maxLabelValue = 256
+)
+
+// preconditionError marks a request that is valid but cannot be done in the
+// current state: FailedPrecondition. The message says what to do first.
+type preconditionError struct{ err error }
+
+func (e preconditionError) Error() string { return e.err.Error() }
+func (e preconditionError) Unwrap() error { return e.err }
+
+func precondition(format string, args ...any) error {
+	return preconditionError{fmt.Errorf(format, args...)}
+}
+
+// UpdateNode sets a node's availability and labels. The role is not
+// changed here: promotion and demotion move Raft membership, which needs
+// its own command. Drain needs nothing more: the orchestrator replaces the
+// tasks of drained nodes and the scheduler skips them.
+//
+// Codes: InvalidArgument (bad labels, a role change), NotFound,
+// FailedPrecondition (node_version is stale).
+func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*api.UpdateNodeResponse, error) {
+	sp := req.GetSpec()
+	if sp == nil {
+		return nil, toStatus(invalid("no node spec given"))
+	}
+	if _, ok := api.NodeAvailability_name[int32(sp.GetAvailability())]; !ok {
+		return nil, toStatus(invalid("invalid node availability %d: use active, pause or drain", sp.GetAvailability()))
+	}
+	if err := validateNodeLabels(sp.GetLabels()); err != nil {
+		return nil, toStatus(err)
+	}
+	var id string
+	// The node is read inside the write so that a status change racing
+	// this update (a heartbeat expiry, a registration) is retried on,
+	// never overwritten.
+	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error {
+		n, err := tx.LookupNode(req.GetNode())
+		if err != nil {
+			return err
+		}
+		if v := req.GetNodeVersion(); v != 0 && v != n.GetMeta().GetVersion() {
+			return fmt.Errorf("node %s is at version %d, not %d: read it again and retry: %w",
+				req.GetNode(), n.GetMeta().GetVersion(), v, state.ErrVersionConflict)
+		}
+		if r := sp.GetRole(); r != api.NodeRole_NODE_ROLE_UNSPECIFIED && r != n.GetSpec().GetRole() {
+			return invalid("node %s is a %s: changing its role needs `warren node promote`/`demote` (coming with manager high availability)",
+				req.GetNode(), enumWord(n.GetSpec().GetRole()))
+		}
+		if n.Spec == nil {
+			n.Spec = &api.NodeSpec{}
+		}
+		n.Spec.Availability = sp.GetAvailability()
+		n.Spec.Labels = sp.GetLabels()
+		id = n.GetId()
+		return tx.Update(n)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	var n *api.Node
+	s.cfg.Store.View(func(tx state.ReadTx) { n = tx.GetNode(id) })
+	s.log.Info("node updated", "node.id", id, "node.availability", enumWord(sp.GetAvailability()), "node.labels", len(sp.GetLabels()))
+	return &api.UpdateNodeResponse{Node: n}, nil
+}
+
+// validateNodeLabels checks what constraints (node.labels.KEY==VALUE) can
+// express: a key without "=", and sizes that stay readable.
+func validateNodeLabels(labels map[string]string) error {
+	for k, v := range labels {
+		switch {
+		case strings.TrimSpace(k) == "":
+			return invalid("invalid node label %q=%q: its key is empty", k, v)
+		case strings.Contains(k, "="):
+			return invalid("invalid node label key %q: a key cannot contain '='", k)
+		case utf8.RuneCountInString(k) > maxLabelKey:
+			return invalid("invalid node label key %q: longer than %d characters", k, maxLabelKey)
+		case utf8.RuneCountInString(v) > maxLabelValue:
+			return invalid("invalid value of node label %q: longer than %d characters", k, maxLabelValue)
+		}
+	}
+	return nil
+}
+
+// RemoveNode forgets a node in one write. Its tasks are replaced by the
+// orchestrator, as their node is gone; its certificate can neither renew
+// nor open a session any more, since both check that the node exists.
+//
+// Codes: NotFound, FailedPrecondition (a manager; a READY node without force).
+func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
+	ref := req.GetNode()
+	var removed *api.Node
+	// The checks run inside the write, so a node cannot come up between
+	// being found down and being deleted.
+	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error {
+		n, err := tx.LookupNode(ref)
+		if err != nil {
+			return err
+		}
+		if err := s.checkRemovable(n, ref, req.GetForce()); err != nil {
+			return err
+		}
+		removed = n
+		return tx.Delete(n)
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("node removed", "node.id", removed.GetId(), "node.hostname", removed.GetDescription().GetHostname(),
+		"node.state", removed.GetStatus().GetState().String(), "force", req.GetForce())
+	return &api.RemoveNodeResponse{}, nil
+}
+
+// checkRemovable refuses managers always (Raft membership must shrink
+// first) and a node that is up unless forced (it would keep running
+// containers nobody manages).
+func (s *Server) checkRemovable(n *api.Node, ref string, force bool) error {
+	if n.GetId() == s.cfg.ManagerNodeID || n.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+		return precondition("node %s is a manager: demote it first", ref)
+	}
+	if n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY && !force {
+		return precondition("node %s is up and running tasks: drain it (`warren node update --availability drain %s`) and stop warren there first, or use --force", ref, ref)
+	}
+	return nil
+}
+
+// enumWord is an enum's last word in lower case: "manager", "drain".
+func enumWord(e fmt.Stringer) string {
+	s := e.String()
+	return strings.ToLower(s[strings.LastIndex(s, "_")+1:])
+}

@@ -1,0 +1,204 @@
+// Package node runs a worker node: it joins the cluster with a token (or
+// resumes with the credentials in its data dir), keeps its certificate
+// fresh, and runs the agent against the managers over mutual TLS.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/hostinfo"
+	"github.com/warren-project/warren/internal/runtime"
+	"github.com/warren-project/warren/internal/runtime/containerd"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/join"
+	"github.com/warren-project/warren/internal/worker"
+)
+
+// Config of a worker node.
+type Config struct {
+	DataDir string
+	// ManagerAddr is the manager to join through; later starts use it, or
+	// the managers learned at join when it is empty.
+	ManagerAddr string
+	// Token admits the node the first time; a node with credentials in its
+	// data dir needs none.
+	Token         string
+	AdvertiseAddr string
+	// ContainerdSocket is the containerd to use; when none answers there
+	// and a containerd binary is on PATH, the node runs its own.
+	ContainerdSocket string
+	// Executor replaces containerd (tests pass a fake).
+	Executor runtime.Executor
+	// Description replaces what the node reports of its host (tests pass
+	// nodes of different sizes).
+	Description *api.NodeDescription
+	Logger      *slog.Logger
+}
+
+// Node is a running worker.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	creds *join.Credentials
+	ready chan struct{}
+}
+
+// New checks cfg; Run does the work.
+func New(cfg Config) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required (--data-dir)")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Description == nil {
+		cfg.Description = hostinfo.Describe()
+	}
+	return &Node{cfg: cfg, log: cfg.Logger.With("module", "node"), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the node has its credentials and runs its agent.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// NodeID is the node's ID, known once Ready.
+func (n *Node) NodeID() string { return n.creds.NodeID }
+
+// Run joins (or resumes), then runs until ctx ends. Containers keep running
+// after it returns.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.credentials(ctx); err != nil {
+		return err
+	}
+	if n.creds.Role != ca.RoleWorker {
+		return fmt.Errorf("this node holds %s credentials: managers run with \"warren cluster init\"; join with a worker token", n.creds.Role)
+	}
+	kp, err := ca.NewKeyPair(n.creds.CertPEM, n.creds.KeyPEM)
+	if err != nil {
+		return fmt.Errorf("the node certificate in %s: %w", n.cfg.DataDir, err)
+	}
+	caCert, err := ca.FromCertPEM(n.creds.CAPEM)
+	if err != nil {
+		return err
+	}
+
+	exec := n.cfg.Executor
+	if exec == nil {
+		e, closeExec, err := containerd.Connect(ctx, n.cfg.ContainerdSocket, n.cfg.DataDir, n.cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer closeExec()
+		exec = e
+	}
+
+	addr := n.managerAddr()
+	conn, err := dialManager(addr, caCert, kp)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	agent, err := worker.New(worker.Config{
+		NodeID: n.creds.NodeID, Description: n.cfg.Description, Addr: n.cfg.AdvertiseAddr,
+		Executor: exec, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger,
+		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
+	})
+	if err != nil {
+		return err
+	}
+	renewer := join.NewRenewer(join.RenewerConfig{
+		KeyPair: kp, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger,
+		Client: func(context.Context) (api.NodeCAClient, error) { return api.NewNodeCAClient(conn), nil },
+	})
+
+	var wg sync.WaitGroup
+	for _, part := range []interface {
+		Run(context.Context) error
+		Stop()
+	}{agent, renewer} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := part.Run(ctx); err != nil && ctx.Err() == nil {
+				n.log.Error("node part stopped", "part", fmt.Sprintf("%T", part), "err", err)
+			}
+		}()
+	}
+	close(n.ready)
+	n.log.Info("node running", "node.id", n.creds.NodeID, "manager", addr)
+	<-ctx.Done()
+	agent.Stop()
+	renewer.Stop()
+	wg.Wait()
+	n.log.Info("node stopping; containers keep running")
+	return nil
+}
+
+// credentials loads the node's identity, or joins with the token when the
+// data dir has none.
+func (n *Node) credentials(ctx context.Context) error {
+	creds, err := join.Load(n.cfg.DataDir)
+	if err == nil {
+		n.creds = creds
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if n.cfg.Token == "" || n.cfg.ManagerAddr == "" {
+		return fmt.Errorf("%s holds no node credentials: join with \"warren cluster join --token TOKEN MANAGER_ADDR\" (print a token with \"warren cluster join-token worker\" on a manager)", n.cfg.DataDir)
+	}
+	creds, err = join.Join(ctx, n.cfg.ManagerAddr, n.cfg.Token, n.cfg.Description, n.cfg.AdvertiseAddr)
+	if err != nil {
+		return err
+	}
+	if err := creds.Save(n.cfg.DataDir); err != nil {
+		return err
+	}
+	n.log.Info("joined the cluster", "node.id", creds.NodeID, "cluster.id", creds.ClusterID)
+	n.creds = creds
+	return nil
+}
+
+func (n *Node) managerAddr() string {
+	if n.cfg.ManagerAddr != "" {
+		return n.cfg.ManagerAddr
+	}
+	if len(n.creds.ManagerAddrs) > 0 {
+		return n.creds.ManagerAddrs[0]
+	}
+	return ""
+}
+
+// dialManager connects over mutual TLS, trusting only the cluster CA.
+func dialManager(addr string, root *ca.CA, kp *ca.KeyPair) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, errors.New("no manager address known: pass the manager's address")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("manager address %q: %w", addr, err)
+	}
+	tlsCfg := ca.ClientTLSConfig(root.Pool(), kp.Certificate, host)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: %w", addr, err)
+	}
+	return conn, nil
+}
