@@ -41,6 +41,7 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 	f.StringVar(&cfg.RESTAddr, "rest-addr", cfg.RESTAddr, `address of the JSON gateway (mutual TLS); "" disables it`)
 	f.StringVar(&cfg.SocketPath, "socket", cfg.SocketPath, "root-only unix socket of the local CLI")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", cfg.ContainerdSocket, "containerd to use; when none answers there, warren runs its own under the data dir")
+	f.DurationVar(&cfg.NodeCertTTL, "cert-expiry", 0, "lifetime of node certificates, at least 1m (default 2160h, 90 days); nodes renew them well before")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", cfg.HeartbeatPeriod, "how often nodes heartbeat")
 	return cmd
 }

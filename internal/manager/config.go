@@ -27,6 +27,9 @@ type Config struct {
 	// ContainerdSocket is the containerd to use; when none answers there
 	// and a containerd binary is on PATH, the manager runs its own.
 	ContainerdSocket string
+	// NodeCertTTL is the lifetime of node certificates (0 keeps the
+	// cluster's setting, 90 days by default); nodes renew well before.
+	NodeCertTTL time.Duration
 	// Executor replaces containerd (tests pass a fake).
 	Executor runtime.Executor
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,9 @@ func New(cfg Config) (*Manager, error) {
 	cfg.DataDir = abs
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.NodeCertTTL != 0 && cfg.NodeCertTTL < ca.MinCertTTL {
+		return nil, fmt.Errorf("certificate expiry %s is too short: use at least %s (--cert-expiry)", cfg.NodeCertTTL, ca.MinCertTTL)
 	}
 	if cfg.HeartbeatPeriod == 0 {
 		cfg.HeartbeatPeriod = DefaultConfig().HeartbeatPeriod

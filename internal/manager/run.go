@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
@@ -47,15 +48,26 @@ func (m *Manager) startExecutor(ctx context.Context, onStop func(func())) error 
 func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 	desc := hostinfo.Describe()
 	return m.store.Update(ctx, func(tx state.Tx) error {
-		if tx.GetCluster() == nil {
-			c := &api.Cluster{
+		c := tx.GetCluster()
+		switch {
+		case c == nil:
+			c = &api.Cluster{
 				Id: m.creds.ClusterID, Meta: &api.Meta{}, Name: m.cfg.ClusterName,
 				Spec:          &api.ClusterSpec{TaskHistoryLimit: 5},
 				CaCert:        m.creds.CA.CertPEM(),
 				CaFingerprint: m.creds.CA.Fingerprint(),
 				JoinSecrets:   &api.JoinSecrets{Worker: token.NewSecret(), Manager: token.NewSecret()},
 			}
+			if m.cfg.NodeCertTTL > 0 {
+				c.Spec.NodeCertTtl = durationpb.New(m.cfg.NodeCertTTL)
+			}
 			if err := tx.Create(c); err != nil {
+				return err
+			}
+		case m.cfg.NodeCertTTL > 0 && c.GetSpec().GetNodeCertTtl().AsDuration() != m.cfg.NodeCertTTL:
+			// A new --cert-expiry on a restart applies from the next renewal.
+			c.Spec.NodeCertTtl = durationpb.New(m.cfg.NodeCertTTL)
+			if err := tx.Update(c); err != nil {
 				return err
 			}
 		}
