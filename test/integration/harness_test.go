@@ -25,7 +25,7 @@ const image = "docker.io/library/busybox:latest"
 const heartbeat = 200 * time.Millisecond
 
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	mgr     *manager.Manager
 	mgrExec *fake.Executor
@@ -42,7 +42,7 @@ type worker struct {
 	done   chan error
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "wri")
 	if err != nil {
