@@ -1,30 +1,62 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/apiserver"
+	"github.com/warren-project/warren/internal/manager/imagestore"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/runtime/containerd"
+	"github.com/warren-project/warren/internal/state"
 )
 
-// localImages serves the image API from this manager's own node. When nodes
-// join (a later milestone), imports are streamed to them through their
-// sessions; this is the seam.
-type localImages struct {
+// defaultLoadWait bounds how long an import waits for the nodes to load it.
+const defaultLoadWait = 2 * time.Minute
+
+// clusterImages serves the image API for the whole cluster. An imported
+// archive is kept by this manager (imagestore) and recorded in the cluster
+// object; the dispatcher tells every node it targets to load it, nodes that
+// join later too, and the nodes fetch it through their sessions. Which node
+// holds which image comes from the nodes' own reports
+// (node.description.images): the store is the one place to look.
+type clusterImages struct {
+	store    *state.MemoryStore
+	archives *imagestore.Store
+	// exec is this manager's own node; nil when it runs no tasks.
 	exec   runtime.Executor
 	nodeID string
+	log    *slog.Logger
+	// loadWait bounds ImportImage's wait for the nodes.
+	loadWait time.Duration
 	// resolve asks the image's registry whether it knows ref.
 	resolve func(ctx context.Context, ref string) error
+	now     func() time.Time
 }
 
-func newLocalImages(exec runtime.Executor, nodeID string) *localImages {
-	return &localImages{exec: exec, nodeID: nodeID, resolve: resolveInRegistry}
+var _ apiserver.Images = (*clusterImages)(nil)
+
+// newClusterImages returns the image service of the manager whose node is
+// nodeID. exec is that node's executor: the manager imports each archive
+// there first, which tells the archive's image names.
+func newClusterImages(store *state.MemoryStore, archives *imagestore.Store, exec runtime.Executor, nodeID string, logger *slog.Logger) *clusterImages {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &clusterImages{
+		store: store, archives: archives, exec: exec, nodeID: nodeID,
+		log:      logger.With("module", "images"),
+		loadWait: defaultLoadWait, resolve: resolveInRegistry, now: time.Now,
+	}
 }
 
 func resolveInRegistry(ctx context.Context, ref string) error {
@@ -34,45 +66,92 @@ func resolveInRegistry(ctx context.Context, ref string) error {
 	return err
 }
 
-func (l *localImages) NormalizeRef(ref string) (string, error) { return l.exec.NormalizeRef(ref) }
-
-func (l *localImages) CheckImage(ctx context.Context, ref string) error {
-	has, err := l.exec.HasImage(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("cannot look it up on node %s: %w", l.nodeID, err)
+func (c *clusterImages) NormalizeRef(ref string) (string, error) {
+	if c.exec == nil {
+		return runtime.NormalizeRef(ref)
 	}
-	if has {
+	return c.exec.NormalizeRef(ref)
+}
+
+// CheckImage returns nil when a node holds ref, an imported archive names
+// it (nodes load it before they run tasks using it), or its registry
+// knows it.
+func (c *clusterImages) CheckImage(ctx context.Context, ref string) error {
+	var known bool
+	c.store.View(func(tx state.ReadTx) { known = clusterKnows(tx, ref) })
+	if known {
 		return nil
 	}
-	if err := l.resolve(ctx, ref); err != nil {
-		return fmt.Errorf("not on any node, and its registry cannot be asked: %w", err)
+	if c.exec != nil {
+		if has, err := c.exec.HasImage(ctx, ref); err == nil && has {
+			return nil // held here, though not reported yet
+		}
+	}
+	if err := c.resolve(ctx, ref); err != nil {
+		return fmt.Errorf("not on any node, not imported, and its registry cannot be asked: %w", err)
 	}
 	return nil
 }
 
-func (l *localImages) ImportImage(ctx context.Context, r io.Reader, nodeIDs []string) ([]*api.Image, error) {
-	if len(nodeIDs) > 0 && !(len(nodeIDs) == 1 && nodeIDs[0] == l.nodeID) {
-		return nil, fmt.Errorf("import to other nodes is not available yet: import on node %s only", l.nodeID)
+func clusterKnows(tx state.ReadTx, ref string) bool {
+	for _, a := range tx.GetCluster().GetImageArchives() {
+		if slices.Contains(a.GetRefs(), ref) {
+			return true
+		}
 	}
-	imgs, err := l.exec.ImportImage(ctx, r)
-	if err != nil {
-		return nil, err
+	for _, n := range tx.ListNodes() {
+		if slices.ContainsFunc(n.GetDescription().GetImages(), func(i *api.Image) bool { return i.GetRef() == ref }) {
+			return true
+		}
 	}
-	return l.toAPI(imgs), nil
+	return false
 }
 
-func (l *localImages) ListImages(ctx context.Context) ([]*api.Image, error) {
-	imgs, err := l.exec.ListImages(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return l.toAPI(imgs), nil
+// ListImages returns the images the nodes report, one entry per reference
+// and digest (a node holding another content under the same name shows
+// apart), with the nodes holding each.
+func (c *clusterImages) ListImages(context.Context) ([]*api.Image, error) {
+	var nodes []*api.Node
+	c.store.View(func(tx state.ReadTx) { nodes = tx.ListNodes() })
+	return imagesOnNodes(nodes, nil), nil
 }
 
-func (l *localImages) toAPI(imgs []runtime.Image) []*api.Image {
+// imagesOnNodes groups the nodes' images by (ref, digest), keeping those
+// whose ref keep accepts (all when keep is nil).
+func imagesOnNodes(nodes []*api.Node, keep func(ref string) bool) []*api.Image {
+	slices.SortFunc(nodes, func(a, b *api.Node) int { return strings.Compare(a.GetId(), b.GetId()) })
+	type key struct{ ref, digest string }
+	byKey := map[key]*api.Image{}
+	var out []*api.Image
+	for _, n := range nodes {
+		for _, img := range n.GetDescription().GetImages() {
+			if keep != nil && !keep(img.GetRef()) {
+				continue
+			}
+			k := key{img.GetRef(), img.GetDigest()}
+			entry := byKey[k]
+			if entry == nil {
+				entry = proto.Clone(img).(*api.Image)
+				entry.NodeIds = nil
+				byKey[k] = entry
+				out = append(out, entry)
+			}
+			if !slices.Contains(entry.NodeIds, n.GetId()) {
+				entry.NodeIds = append(entry.NodeIds, n.GetId())
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *api.Image) int {
+		return cmp.Or(strings.Compare(a.GetRef(), b.GetRef()), strings.Compare(a.GetDigest(), b.GetDigest()))
+	})
+	return out
+}
+
+// toAPI turns the executor's images into the API's.
+func toAPI(imgs []runtime.Image) []*api.Image {
 	out := make([]*api.Image, 0, len(imgs))
 	for _, i := range imgs {
-		img := &api.Image{Ref: i.Ref, Digest: i.Digest, Size: i.Size, NodeIds: []string{l.nodeID}}
+		img := &api.Image{Ref: i.Ref, Digest: i.Digest, Size: i.Size}
 		if !i.Created.IsZero() {
 			img.CreatedAt = timestamppb.New(i.Created)
 		}

@@ -188,5 +188,8 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 	})
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return n.WaitForLeader(wctx)
+	if err := n.WaitForLeader(wctx); err != nil {
+		return err
+	}
+	return n.WaitApplied(wctx)
 }

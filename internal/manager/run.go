@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/warren-project/warren/internal/hostinfo"
 	"github.com/warren-project/warren/internal/manager/apiserver"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
+	"github.com/warren-project/warren/internal/manager/imagestore"
 	"github.com/warren-project/warren/internal/manager/nodeca"
 	"github.com/warren-project/warren/internal/manager/orchestrator"
 	"github.com/warren-project/warren/internal/manager/scheduler"
@@ -92,13 +94,18 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	// (see authorize); the JSON gateway requires one at the handshake.
 	m.local = newGRPCServer(nil)
 	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false))
+	archives, err := imagestore.New(filepath.Join(m.cfg.DataDir, "images"))
+	if err != nil {
+		return err
+	}
 	control := apiserver.New(apiserver.Config{
-		Store: m.store, Images: newLocalImages(m.exec, m.creds.NodeID), Raft: m.raft.Info,
+		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
 		ManagerAddrs: m.managerAddrs, CA: m.creds.CA,
 	})
 	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
 		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
+		Archives: archives, ManagerNodeID: m.creds.NodeID,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)

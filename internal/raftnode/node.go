@@ -203,6 +203,33 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 	}
 }
 
+// WaitApplied waits until this member's state holds every entry committed
+// before the call. A restarted member replays its log only after an
+// election, so a caller reading the state at start-up waits here first.
+func (n *Node) WaitApplied(ctx context.Context) error {
+	if n.IsLeader() {
+		timeout := n.cfg.ApplyTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		if err := n.Raft.Barrier(timeout).Error(); err != nil {
+			return fmt.Errorf("raft: wait for the log to apply: %w", err)
+		}
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	target := n.Raft.CommitIndex()
+	for n.Raft.AppliedIndex() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("raft: log not applied up to %d: %w", target, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // Info describes this member's view of the cluster.
 func (n *Node) Info() *api.RaftInfo {
 	addr, id := n.Raft.LeaderWithID()

@@ -2,7 +2,9 @@
 // dispatcher, runs the tasks assigned to its node through a
 // runtime.Executor, restarts their containers in place by their restart
 // policy, and reports their status. It keeps its containers running while
-// no manager answers, and adopts them again after its own restart.
+// no manager answers, and adopts them again after its own restart. It also
+// loads the image archives imported into the cluster, fetched through its
+// session's connection, and reports the images the node holds.
 package worker
 
 import (
@@ -47,7 +49,8 @@ type Config struct {
 	RestartDelay      time.Duration
 	RestartMaxDelay   time.Duration
 	RestartResetAfter time.Duration
-	// RetryDelay is the first pause before retrying a failed runtime call.
+	// RetryDelay is the first pause before retrying a failed runtime call,
+	// or a failed image archive load (doubling up to RestartMaxDelay).
 	RetryDelay time.Duration
 	// ProgressInterval is the least time between two pull progress reports.
 	ProgressInterval time.Duration
@@ -104,6 +107,10 @@ type Agent struct {
 	log  *slog.Logger
 	exec *taskExec
 	rep  *reporter
+	// images loads imported image archives; imgReport holds the node's
+	// image list until a session sends it.
+	images    *imageLoader
+	imgReport *imageReport
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -133,16 +140,19 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger.With("module", "worker", "node.id", cfg.NodeID),
-		rep:     newReporter(),
-		runners: map[string]*runner{},
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("module", "worker", "node.id", cfg.NodeID),
+		rep:       newReporter(),
+		imgReport: newImageReport(),
+		runners:   map[string]*runner{},
+		done:      make(chan struct{}),
 	}
+	a.images = newImageLoader(cfg.Executor, cfg.NodeID, a.log, cfg.RetryDelay, cfg.RestartMaxDelay, a.reportImages)
 	a.exec = &taskExec{
 		rt: cfg.Executor, nodeID: cfg.NodeID, logDir: logDir, now: cfg.Now,
 		progressEvery: cfg.ProgressInterval, stopGrace: cfg.StopGrace,
-		restart: restartConfig{delay: cfg.RestartDelay, maxDelay: cfg.RestartMaxDelay, resetAfter: cfg.RestartResetAfter},
+		restart:  restartConfig{delay: cfg.RestartDelay, maxDelay: cfg.RestartMaxDelay, resetAfter: cfg.RestartResetAfter},
+		archives: a.images, imagesChanged: a.reportImages,
 	}
 	return a, nil
 }
@@ -167,6 +177,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 
 	a.log.Info("agent started")
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.images.run(ctx)
+	}()
 	a.connect(ctx)
 	cancel()
 	a.wg.Wait()

@@ -23,7 +23,7 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("open session: %w", err)
 	}
-	reg := &api.RegisterRequest{NodeId: a.cfg.NodeID, Description: a.cfg.Description, Addr: a.cfg.Addr}
+	reg := &api.RegisterRequest{NodeId: a.cfg.NodeID, Description: a.cfg.Description, Addr: a.cfg.Addr, Images: a.registerImages(ctx)}
 	// io.EOF from Send means the manager ended the stream: Recv says why.
 	if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Register{Register: reg}}); err != nil && !errors.Is(err, io.EOF) {
 		return false, fmt.Errorf("register: %w", err)
@@ -45,6 +45,9 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 
 	// The manager may have missed reports while there was no session.
 	a.rep.resendAll()
+	// Archive loads go through this session's connection.
+	a.images.setClient(client)
+	defer a.images.setClient(nil)
 	sent := make(chan error, 1)
 	go func() {
 		err := a.sendLoop(ctx, stream, period)
@@ -69,6 +72,10 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 		if err != nil {
 			return err
 		}
+		if load := msg.GetLoadImage(); load != nil {
+			a.images.want(load)
+			continue
+		}
 		asg := msg.GetAssignments()
 		if asg == nil {
 			continue
@@ -89,11 +96,17 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 }
 
 // sendLoop is the only sender on the stream: heartbeats every period, and
-// status reports as soon as there are any.
+// status reports and image lists as soon as there are any.
 func (a *Agent) sendLoop(ctx context.Context, stream api.Dispatcher_SessionClient, period time.Duration) error {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
+		if images, ok := a.imgReport.take(); ok {
+			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Images{Images: &api.NodeImages{Images: images}}}); err != nil {
+				return fmt.Errorf("send images: %w", err)
+			}
+			continue
+		}
 		if batch := a.rep.take(maxReportBatch); len(batch) > 0 {
 			report := &api.TaskStatusReport{Updates: batch}
 			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Status{Status: report}}); err != nil {
@@ -105,10 +118,24 @@ func (a *Agent) sendLoop(ctx context.Context, stream api.Dispatcher_SessionClien
 		case <-ctx.Done():
 			return nil
 		case <-a.rep.wake:
+		case <-a.imgReport.wake:
 		case <-tick.C:
 			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Heartbeat{Heartbeat: &api.Heartbeat{}}}); err != nil {
 				return fmt.Errorf("send heartbeat: %w", err)
 			}
 		}
 	}
+}
+
+// registerImages lists the images to register with. A report not sent yet
+// is dropped: the registration carries a newer list. When the executor
+// cannot list them the node registers with none, and managers may ask it to
+// load imported archives it has: a wasted load, not a wrong one.
+func (a *Agent) registerImages(ctx context.Context) []*api.Image {
+	a.imgReport.take()
+	images, err := a.listImages(ctx)
+	if err != nil {
+		a.log.Warn("registering without the node's images", "err", err)
+	}
+	return images
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/warren-project/warren/api"
@@ -76,6 +75,16 @@ type taskExec struct {
 	progressEvery time.Duration
 	stopGrace     time.Duration
 	restart       restartConfig
+	// archives loads imported images; nil pulls every missing image.
+	archives archiveWaiter
+	// imagesChanged, if set, is told when a pull added an image.
+	imagesChanged func(ctx context.Context)
+}
+
+// archiveWaiter waits for the load of an imported image archive (the
+// agent's imageLoader). handled is false when no known archive holds ref.
+type archiveWaiter interface {
+	await(ctx context.Context, ref string, progress func(string)) (handled bool, err error)
 }
 
 // step advances task t, whose status is st, by one step. A returned error
@@ -153,7 +162,7 @@ func (x *taskExec) ensureContainer(ctx context.Context, t *api.Task, progress fu
 		return fmt.Errorf("look up image %s: %w", ref, err)
 	}
 	if !has {
-		if err := x.pull(ctx, ref, progress); err != nil {
+		if err := x.obtain(ctx, ref, progress); err != nil {
 			return fmt.Errorf("image %s not found: %w", image, err)
 		}
 	}
@@ -162,28 +171,6 @@ func (x *taskExec) ensureContainer(ctx context.Context, t *api.Task, progress fu
 		return fmt.Errorf("create container: %w", err)
 	}
 	return nil
-}
-
-// pull pulls ref, passing progress on at most every progressEvery.
-func (x *taskExec) pull(ctx context.Context, ref string, progress func(string)) error {
-	var mu sync.Mutex
-	var last time.Time
-	return x.rt.PullImage(ctx, ref, nil, func(p runtime.PullProgress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if now := x.now(); progress != nil && (last.IsZero() || now.Sub(last) >= x.progressEvery) {
-			last = now
-			progress(formatProgress(p))
-		}
-	})
-}
-
-func formatProgress(p runtime.PullProgress) string {
-	const mib = 1 << 20
-	if p.Total <= 0 {
-		return fmt.Sprintf("pulling %s: %s", p.Ref, p.Status)
-	}
-	return fmt.Sprintf("pulling %s: %.1f of %.1f MiB", p.Ref, float64(p.Done)/mib, float64(p.Total)/mib)
 }
 
 // start starts (or restarts in place) the container, making it again if

@@ -62,7 +62,7 @@ type cluster struct {
 	exec    *containerd.Executor
 }
 
-func newCluster(t testing.TB) *cluster {
+func newCluster(t testing.TB, extraArgs ...string) *cluster {
 	t.Helper()
 	testutil.RequireRoot(t, "containerd", "containerd-shim-runc-v2", "runc", "busybox")
 	// A short path: containerd's socket lives under it (unix sockets allow ~100 bytes).
@@ -74,6 +74,7 @@ func newCluster(t testing.TB) *cluster {
 	c.args = []string{"cluster", "init", "--data-dir", filepath.Join(dir, "data"), "--socket", c.sock,
 		"--listen-addr", testutil.FreeAddr(t), "--raft-addr", testutil.FreeAddr(t), "--rest-addr", testutil.FreeAddr(t),
 		"--containerd-socket", filepath.Join(dir, "none.sock")}
+	c.args = append(c.args, extraArgs...)
 	t.Cleanup(c.destroy)
 	c.start()
 	return c
@@ -263,6 +264,16 @@ func (c *cluster) containers(service string) []runtime.Container {
 		c.t.Fatalf("list containers: %v", err)
 	}
 	return cs
+}
+
+// nodeID is the manager's own node ID.
+func (c *cluster) nodeID() string {
+	c.t.Helper()
+	info, err := c.client.GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return info.GetManagerNodeId()
 }
 
 func alive(pid uint32) bool { return pid > 0 && syscall.Kill(int(pid), 0) == nil }

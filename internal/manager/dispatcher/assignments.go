@@ -144,13 +144,24 @@ func nodeTasks(tx state.ReadTx, nodeID string) []*api.Task {
 }
 
 // sendAssignments sends the node's COMPLETE assignments, then batches of
-// changes, until ctx ends or a send fails.
-func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send func(*api.Assignments) error) error {
+// changes, until ctx ends or a send fails. Image archives the node must load
+// go first, so that a task using one finds its load already known, and then
+// as soon as they are imported: they are rare, and a batch would only delay
+// them.
+func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send func(*api.SessionMessage) error) error {
 	set := newAssignmentSet(nodeID)
+	imgs := newImageSet(nodeID)
 	var tasks []*api.Task
-	sub := d.store.ViewAndWatch(set.concerns, func(tx state.ReadTx) { tasks = nodeTasks(tx, nodeID) })
+	var loads []*api.ImageArchive
+	concerns := func(ev state.Event) bool { return set.concerns(ev) || imgs.concerns(ev) }
+	sub := d.store.ViewAndWatch(concerns, func(tx state.ReadTx) {
+		tasks, loads = nodeTasks(tx, nodeID), imgs.start(tx)
+	})
 	defer sub.Cancel()
-	if err := send(set.complete(tasks)); err != nil {
+	if err := sendLoads(send, loads); err != nil {
+		return fmt.Errorf("send image loads to node %s: %w", nodeID, err)
+	}
+	if err := send(assignmentsMessage(set.complete(tasks))); err != nil {
 		return fmt.Errorf("send assignments to node %s: %w", nodeID, err)
 	}
 	b := newBatcher(d.cfg.BatchQuiet, d.cfg.BatchMaxDelay)
@@ -163,10 +174,20 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 			if !ok {
 				return errors.New("store subscription ended")
 			}
-			if ev.Kind == state.EventRestore {
-				d.store.View(func(tx state.ReadTx) { set.resync(nodeTasks(tx, nodeID)) })
-			} else {
+			switch {
+			case ev.Kind == state.EventRestore:
+				d.store.View(func(tx state.ReadTx) {
+					set.resync(nodeTasks(tx, nodeID))
+					loads = imgs.resync(tx)
+				})
+			case imgs.concerns(ev):
+				loads = imgs.observe(ev)
+			default:
+				loads = nil
 				set.observe(ev)
+			}
+			if err := sendLoads(send, loads); err != nil {
+				return fmt.Errorf("send image loads to node %s: %w", nodeID, err)
 			}
 			if len(set.pending) < d.cfg.BatchMaxChanges {
 				b.touch(len(set.pending) > 0)
@@ -176,11 +197,15 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 		}
 		b.reset()
 		if msg := set.flush(); msg != nil {
-			if err := send(msg); err != nil {
+			if err := send(assignmentsMessage(msg)); err != nil {
 				return fmt.Errorf("send assignments to node %s: %w", nodeID, err)
 			}
 		}
 	}
+}
+
+func assignmentsMessage(a *api.Assignments) *api.SessionMessage {
+	return &api.SessionMessage{Msg: &api.SessionMessage_Assignments{Assignments: a}}
 }
 
 // batcher times a batch: it fires quiet after the last change, and no later

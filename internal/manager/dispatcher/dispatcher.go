@@ -2,7 +2,9 @@
 // one long-lived gRPC session with it (Dispatcher.Session): the node
 // registers and heartbeats, the dispatcher pushes the node's assignments as
 // they change, and the node pushes task status back, which the dispatcher
-// writes to the store in batches.
+// writes to the store in batches. Imported image archives reach the nodes
+// the same way: the session tells a node which to load, and the node
+// fetches them with Dispatcher.FetchImage and reports the images it holds.
 //
 // Heartbeats live in memory only: a node costs no Raft write while it is
 // healthy. A node that stays silent for NodeDownAfter is marked DOWN.
@@ -41,10 +43,18 @@ type Config struct {
 
 	Logger *slog.Logger
 
-	// Authorize checks that the caller may open a session as nodeID; an
-	// error refuses the session (PermissionDenied unless the error carries a
-	// gRPC status). nil allows everyone: mutual TLS identity goes here.
+	// Authorize checks that the caller may open a session (or fetch an
+	// image archive) as nodeID; an error refuses it (PermissionDenied unless
+	// the error carries a gRPC status). nil allows everyone: mutual TLS
+	// identity goes here.
 	Authorize func(ctx context.Context, nodeID string) error
+
+	// Archives are the image archives this manager holds, served to nodes
+	// by FetchImage; nil serves none.
+	Archives ArchiveOpener
+	// ManagerNodeID is this manager's node ID: FetchImage serves the
+	// archives whose holder it names.
+	ManagerNodeID string
 }
 
 // DefaultConfig returns the production settings.

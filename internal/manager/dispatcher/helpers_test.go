@@ -154,6 +154,7 @@ type nodeStream struct {
 	cancel context.CancelFunc
 	info   *api.SessionInfo
 	msgs   chan *api.Assignments
+	loads  chan *api.ImageArchive
 	end    chan error
 	sendMu sync.Mutex
 }
@@ -168,7 +169,7 @@ func (e *testEnv) connect(t *testing.T, reg *api.RegisterRequest) (*nodeStream, 
 		cancel()
 		return nil, err
 	}
-	n := &nodeStream{stream: stream, cancel: cancel, msgs: make(chan *api.Assignments, 100), end: make(chan error, 1)}
+	n := &nodeStream{stream: stream, cancel: cancel, msgs: make(chan *api.Assignments, 100), loads: make(chan *api.ImageArchive, 100), end: make(chan error, 1)}
 	// A Send that fails with io.EOF means the server ended the stream: its
 	// status comes from Recv below.
 	if err := n.send(&api.SessionRequest{Msg: &api.SessionRequest_Register{Register: reg}}); err != nil && err != io.EOF {
@@ -203,6 +204,9 @@ func (n *nodeStream) read() {
 		}
 		if a := msg.GetAssignments(); a != nil {
 			n.msgs <- a
+		}
+		if l := msg.GetLoadImage(); l != nil {
+			n.loads <- l
 		}
 	}
 }

@@ -69,9 +69,7 @@ func (d *Dispatcher) Session(stream api.Dispatcher_SessionServer) error {
 	// returns: the receiver goroutine therefore outlives the handler a little,
 	// and only ever touches state that checks the session is still current.
 	go d.receive(s, stream, log)
-	err = d.sendAssignments(s.ctx, nodeID, func(a *api.Assignments) error {
-		return stream.Send(&api.SessionMessage{Msg: &api.SessionMessage_Assignments{Assignments: a}})
-	})
+	err = d.sendAssignments(s.ctx, nodeID, stream.Send)
 	s.cancel(err)
 	return d.sessionEnd(s, log)
 }
@@ -153,11 +151,17 @@ func (d *Dispatcher) register(ctx context.Context, tm *term, reg *api.RegisterRe
 		if n == nil {
 			return errUnknownNode
 		}
-		want := &api.NodeStatus{State: api.NodeState_NODE_STATE_READY, Message: "registered", Addr: reg.GetAddr()}
+		want := &api.NodeStatus{State: api.NodeState_NODE_STATE_READY, Message: "registered", Addr: reg.GetAddr(), CertNotAfter: n.GetStatus().GetCertNotAfter()}
 		desc := reg.GetDescription()
 		if desc == nil {
 			desc = n.GetDescription()
 		}
+		// The images the node registers with are the ones it holds now.
+		desc = proto.Clone(desc).(*api.NodeDescription)
+		if desc == nil {
+			desc = &api.NodeDescription{}
+		}
+		desc.Images = cleanImages(reg.GetImages())
 		if proto.Equal(n.GetStatus(), want) && proto.Equal(n.GetDescription(), desc) {
 			return nil
 		}
@@ -237,6 +241,8 @@ func (d *Dispatcher) receive(s *session, stream api.Dispatcher_SessionServer, lo
 		switch m := msg.GetMsg().(type) {
 		case *api.SessionRequest_Status:
 			s.tm.statuses.add(d.acceptStatuses(s.nodeID, m.Status.GetUpdates(), log))
+		case *api.SessionRequest_Images:
+			d.recordImages(s, m.Images.GetImages(), log)
 		case *api.SessionRequest_Register:
 			log.Warn("ignoring a second registration in one session")
 		}

@@ -1,0 +1,111 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// NodeIDMetadata is the gRPC metadata key a node names itself with when it
+// calls FetchImage (whose request names only the archive). Authorize then
+// checks, as for a session, that the caller may speak for that node.
+const NodeIDMetadata = "warren-node-id"
+
+// FetchChunkSize is the size of the chunks FetchImage streams.
+const FetchChunkSize = 1 << 20
+
+// ArchiveOpener opens the image archives this manager holds.
+type ArchiveOpener interface {
+	// Open returns the archive's bytes and size. The reader fails at its
+	// end, instead of returning io.EOF, when the bytes are damaged.
+	Open(digest string) (io.ReadCloser, int64, error)
+}
+
+// FetchImage streams an imported image archive to a node it is aimed at.
+// It returns:
+//   - InvalidArgument without a node ID (metadata NodeIDMetadata) or digest;
+//   - PermissionDenied when Authorize refuses the caller, or the archive is
+//     not aimed at its node;
+//   - NotFound when the node is not in the cluster or no such archive was
+//     imported;
+//   - FailedPrecondition when another manager holds the archive;
+//   - DataLoss when the stored archive is damaged (found at its end: the
+//     node must discard what it received).
+func (d *Dispatcher) FetchImage(req *api.FetchImageRequest, stream api.Dispatcher_FetchImageServer) error {
+	ctx := stream.Context()
+	nodeID := nodeIDFrom(metadata.ValueFromIncomingContext(ctx, NodeIDMetadata))
+	if nodeID == "" {
+		return status.Errorf(codes.InvalidArgument, "fetch image: name the node in the %q metadata", NodeIDMetadata)
+	}
+	if req.GetDigest() == "" {
+		return status.Error(codes.InvalidArgument, "fetch image: no digest")
+	}
+	if err := d.authorize(ctx, nodeID); err != nil {
+		return err
+	}
+	if err := d.mayFetch(nodeID, req.GetDigest()); err != nil {
+		return err
+	}
+	rc, _, err := d.cfg.Archives.Open(req.GetDigest())
+	if err != nil {
+		return status.Errorf(codes.NotFound, "image archive %s on manager %s: %v", req.GetDigest(), d.cfg.ManagerNodeID, err)
+	}
+	defer rc.Close()
+	for {
+		// A fresh buffer per chunk: a sent message must not change afterwards.
+		buf := make([]byte, FetchChunkSize)
+		n, rerr := io.ReadFull(rc, buf)
+		if n > 0 {
+			if err := stream.Send(&api.FetchImageChunk{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case errors.Is(rerr, io.EOF), errors.Is(rerr, io.ErrUnexpectedEOF):
+			return nil
+		case rerr != nil:
+			d.log.Error("cannot serve an image archive", "node.id", nodeID, "image.archive", req.GetDigest(), "err", rerr)
+			return status.Errorf(codes.DataLoss, "read image archive %s: %v", req.GetDigest(), rerr)
+		}
+	}
+}
+
+func nodeIDFrom(values []string) string {
+	if len(values) != 1 {
+		return ""
+	}
+	return values[0]
+}
+
+// mayFetch checks that the archive is imported, aimed at the node, and
+// held by this manager.
+func (d *Dispatcher) mayFetch(nodeID, digest string) error {
+	var node *api.Node
+	var archive *api.ImageArchive
+	d.store.View(func(tx state.ReadTx) {
+		node = tx.GetNode(nodeID)
+		for _, a := range tx.GetCluster().GetImageArchives() {
+			if a.GetDigest() == digest {
+				archive = a
+			}
+		}
+	})
+	switch {
+	case node == nil:
+		return status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
+	case archive == nil:
+		return status.Errorf(codes.NotFound, "no image archive %s is imported", digest)
+	case !targets(archive, nodeID):
+		return status.Errorf(codes.PermissionDenied, "image archive %s is not imported to node %s", digest, nodeID)
+	case d.cfg.Archives == nil || archive.GetHolderNodeId() != d.cfg.ManagerNodeID:
+		return status.Error(codes.FailedPrecondition, fmt.Sprintf("image archive %s is held by manager %s, not this one", digest, archive.GetHolderNodeId()))
+	}
+	return nil
+}
