@@ -25,8 +25,10 @@ const (
 )
 
 type CreateServiceRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Spec          *ServiceSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *ServiceSpec           `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// registry_auth, if set, is what nodes pull the image with.
+	RegistryAuth  *RegistryAuth `protobuf:"bytes,2,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -64,6 +66,13 @@ func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
 func (x *CreateServiceRequest) GetSpec() *ServiceSpec {
 	if x != nil {
 		return x.Spec
+	}
+	return nil
+}
+
+func (x *CreateServiceRequest) GetRegistryAuth() *RegistryAuth {
+	if x != nil {
+		return x.RegistryAuth
 	}
 	return nil
 }
@@ -321,8 +330,12 @@ type UpdateServiceRequest struct {
 	// service_version is the meta.version the new spec was based on; 0 skips the check.
 	ServiceVersion uint64       `protobuf:"varint,2,opt,name=service_version,json=serviceVersion,proto3" json:"service_version,omitempty"`
 	Spec           *ServiceSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// registry_auth replaces the service's pull credentials when set;
+	// clear_registry_auth removes them.
+	RegistryAuth      *RegistryAuth `protobuf:"bytes,4,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	ClearRegistryAuth bool          `protobuf:"varint,5,opt,name=clear_registry_auth,json=clearRegistryAuth,proto3" json:"clear_registry_auth,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *UpdateServiceRequest) Reset() {
@@ -374,6 +387,20 @@ func (x *UpdateServiceRequest) GetSpec() *ServiceSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *UpdateServiceRequest) GetRegistryAuth() *RegistryAuth {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return nil
+}
+
+func (x *UpdateServiceRequest) GetClearRegistryAuth() bool {
+	if x != nil {
+		return x.ClearRegistryAuth
+	}
+	return false
 }
 
 type UpdateServiceResponse struct {
@@ -1937,9 +1964,10 @@ var File_warren_v1_control_proto protoreflect.FileDescriptor
 
 const file_warren_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x17warren/v1/control.proto\x12\twarren.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15warren/v1/types.proto\"B\n" +
+	"\x17warren/v1/control.proto\x12\twarren.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15warren/v1/types.proto\"\x80\x01\n" +
 	"\x14CreateServiceRequest\x12*\n" +
-	"\x04spec\x18\x01 \x01(\v2\x16.warren.v1.ServiceSpecR\x04spec\"a\n" +
+	"\x04spec\x18\x01 \x01(\v2\x16.warren.v1.ServiceSpecR\x04spec\x12<\n" +
+	"\rregistry_auth\x18\x02 \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\"a\n" +
 	"\x15CreateServiceResponse\x12,\n" +
 	"\aservice\x18\x01 \x01(\v2\x12.warren.v1.ServiceR\aservice\x12\x1a\n" +
 	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"-\n" +
@@ -1958,11 +1986,13 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
 	"\x11DesiredTasksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x85\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xf3\x01\n" +
 	"\x14UpdateServiceRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12'\n" +
 	"\x0fservice_version\x18\x02 \x01(\x04R\x0eserviceVersion\x12*\n" +
-	"\x04spec\x18\x03 \x01(\v2\x16.warren.v1.ServiceSpecR\x04spec\"E\n" +
+	"\x04spec\x18\x03 \x01(\v2\x16.warren.v1.ServiceSpecR\x04spec\x12<\n" +
+	"\rregistry_auth\x18\x04 \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\x12.\n" +
+	"\x13clear_registry_auth\x18\x05 \x01(\bR\x11clearRegistryAuth\"E\n" +
 	"\x15UpdateServiceResponse\x12,\n" +
 	"\aservice\x18\x01 \x01(\v2\x12.warren.v1.ServiceR\aservice\"0\n" +
 	"\x14RemoveServiceRequest\x12\x18\n" +
@@ -2134,82 +2164,85 @@ var file_warren_v1_control_proto_goTypes = []any{
 	nil,                                   // 37: warren.v1.ListServicesResponse.RunningTasksEntry
 	nil,                                   // 38: warren.v1.ListServicesResponse.DesiredTasksEntry
 	(*ServiceSpec)(nil),                   // 39: warren.v1.ServiceSpec
-	(*Service)(nil),                       // 40: warren.v1.Service
-	(TaskState)(0),                        // 41: warren.v1.TaskState
-	(*durationpb.Duration)(nil),           // 42: google.protobuf.Duration
-	(*Task)(nil),                          // 43: warren.v1.Task
-	(*Node)(nil),                          // 44: warren.v1.Node
-	(*NodeSpec)(nil),                      // 45: warren.v1.NodeSpec
-	(NodeRole)(0),                         // 46: warren.v1.NodeRole
-	(*Cluster)(nil),                       // 47: warren.v1.Cluster
-	(*timestamppb.Timestamp)(nil),         // 48: google.protobuf.Timestamp
-	(*Image)(nil),                         // 49: warren.v1.Image
+	(*RegistryAuth)(nil),                  // 40: warren.v1.RegistryAuth
+	(*Service)(nil),                       // 41: warren.v1.Service
+	(TaskState)(0),                        // 42: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 43: google.protobuf.Duration
+	(*Task)(nil),                          // 44: warren.v1.Task
+	(*Node)(nil),                          // 45: warren.v1.Node
+	(*NodeSpec)(nil),                      // 46: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 47: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 48: warren.v1.Cluster
+	(*timestamppb.Timestamp)(nil),         // 49: google.protobuf.Timestamp
+	(*Image)(nil),                         // 50: warren.v1.Image
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
 	39, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	40, // 1: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	40, // 2: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	40, // 3: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	37, // 4: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	38, // 5: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	39, // 6: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	40, // 7: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	41, // 8: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	42, // 9: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	43, // 10: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	43, // 11: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	44, // 12: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	44, // 13: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	45, // 14: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
-	44, // 15: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
-	46, // 16: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
-	42, // 17: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
-	28, // 18: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	47, // 19: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
-	27, // 20: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	48, // 21: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	33, // 22: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	49, // 23: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	49, // 24: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	0,  // 25: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 26: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 27: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 28: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 29: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 30: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	12, // 31: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	14, // 32: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	16, // 33: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	18, // 34: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
-	20, // 35: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
-	22, // 36: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
-	24, // 37: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
-	26, // 38: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	30, // 39: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	32, // 40: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	35, // 41: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 42: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 43: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 44: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 45: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 46: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 47: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	13, // 48: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	15, // 49: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	17, // 50: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	19, // 51: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	21, // 52: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	23, // 53: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	25, // 54: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	29, // 55: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	31, // 56: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	34, // 57: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	36, // 58: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	40, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	41, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	41, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	41, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	37, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	38, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	39, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	40, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	41, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	42, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	43, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	44, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	44, // 13: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	45, // 14: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	45, // 15: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	46, // 16: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	45, // 17: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	47, // 18: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	43, // 19: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 20: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
+	48, // 21: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	27, // 22: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
+	49, // 23: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	33, // 24: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
+	50, // 25: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	50, // 26: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	0,  // 27: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 28: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 29: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 30: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 31: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 32: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	12, // 33: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	14, // 34: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	16, // 35: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	18, // 36: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	20, // 37: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	22, // 38: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	24, // 39: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	26, // 40: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	30, // 41: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	32, // 42: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	35, // 43: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 44: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 45: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 46: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 47: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 48: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 49: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	13, // 50: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	15, // 51: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	17, // 52: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	19, // 53: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	21, // 54: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	23, // 55: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	25, // 56: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	29, // 57: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	31, // 58: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	34, // 59: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	36, // 60: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	44, // [44:61] is the sub-list for method output_type
+	27, // [27:44] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }

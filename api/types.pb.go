@@ -357,7 +357,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22, 0}
 }
 
 // Meta is common to every stored object.
@@ -1746,11 +1746,15 @@ type Service struct {
 	Meta  *Meta                  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
 	Spec  *ServiceSpec           `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	// spec_version counts spec changes; tasks record the one they were made from.
-	SpecVersion   uint64        `protobuf:"varint,4,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
-	PreviousSpec  *ServiceSpec  `protobuf:"bytes,5,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
-	UpdateStatus  *UpdateStatus `protobuf:"bytes,6,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SpecVersion  uint64        `protobuf:"varint,4,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	PreviousSpec *ServiceSpec  `protobuf:"bytes,5,opt,name=previous_spec,json=previousSpec,proto3" json:"previous_spec,omitempty"`
+	UpdateStatus *UpdateStatus `protobuf:"bytes,6,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
+	// sealed_registry_auth is the service's RegistryAuth sealed with the
+	// cluster's data key (AES-256-GCM): never in plain text in the state,
+	// never returned by the API.
+	SealedRegistryAuth []byte `protobuf:"bytes,7,opt,name=sealed_registry_auth,json=sealedRegistryAuth,proto3" json:"sealed_registry_auth,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
@@ -1825,6 +1829,75 @@ func (x *Service) GetUpdateStatus() *UpdateStatus {
 	return nil
 }
 
+func (x *Service) GetSealedRegistryAuth() []byte {
+	if x != nil {
+		return x.SealedRegistryAuth
+	}
+	return nil
+}
+
+// RegistryAuth are credentials for pulling a service's image.
+type RegistryAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// server is the registry host the credentials are for.
+	Server        string `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Username      string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryAuth) Reset() {
+	*x = RegistryAuth{}
+	mi := &file_warren_v1_types_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryAuth) ProtoMessage() {}
+
+func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
+func (*RegistryAuth) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RegistryAuth) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
 type UpdateStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	State         UpdateStatus_State     `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.UpdateStatus_State" json:"state,omitempty"`
@@ -1837,7 +1910,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1922,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1935,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -1905,15 +1978,18 @@ type Task struct {
 	Spec        *TaskSpec `protobuf:"bytes,7,opt,name=spec,proto3" json:"spec,omitempty"`
 	SpecVersion uint64    `protobuf:"varint,8,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
 	// desired_state is set by managers only: RUNNING, SHUTDOWN or REMOVE.
-	DesiredState  TaskState   `protobuf:"varint,9,opt,name=desired_state,json=desiredState,proto3,enum=warren.v1.TaskState" json:"desired_state,omitempty"`
-	Status        *TaskStatus `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	DesiredState TaskState   `protobuf:"varint,9,opt,name=desired_state,json=desiredState,proto3,enum=warren.v1.TaskState" json:"desired_state,omitempty"`
+	Status       *TaskStatus `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	// registry_auth is set only on the copy of a task sent to the node that
+	// runs it, for the image pull; it is never stored.
+	RegistryAuth  *RegistryAuth `protobuf:"bytes,11,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2001,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2014,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Task) GetId() string {
@@ -2011,6 +2087,13 @@ func (x *Task) GetStatus() *TaskStatus {
 	return nil
 }
 
+func (x *Task) GetRegistryAuth() *RegistryAuth {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return nil
+}
+
 type TaskStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	State     TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.TaskState" json:"state,omitempty"`
@@ -2033,7 +2116,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2128,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2141,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2135,7 +2218,7 @@ type ExitInfo struct {
 
 func (x *ExitInfo) Reset() {
 	*x = ExitInfo{}
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2230,7 @@ func (x *ExitInfo) String() string {
 func (*ExitInfo) ProtoMessage() {}
 
 func (x *ExitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2243,7 @@ func (x *ExitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitInfo.ProtoReflect.Descriptor instead.
 func (*ExitInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExitInfo) GetExitCode() int32 {
@@ -2197,7 +2280,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2292,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2305,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Image) GetRef() string {
@@ -2379,14 +2462,19 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x0eCONDITION_NONE\x10\x02\"`\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x121\n" +
-	"\x15max_replicas_per_node\x18\x02 \x01(\x04R\x12maxReplicasPerNode\"\x88\x02\n" +
+	"\x15max_replicas_per_node\x18\x02 \x01(\x04R\x12maxReplicasPerNode\"\xba\x02\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12*\n" +
 	"\x04spec\x18\x03 \x01(\v2\x16.warren.v1.ServiceSpecR\x04spec\x12!\n" +
 	"\fspec_version\x18\x04 \x01(\x04R\vspecVersion\x12;\n" +
 	"\rprevious_spec\x18\x05 \x01(\v2\x16.warren.v1.ServiceSpecR\fpreviousSpec\x12<\n" +
-	"\rupdate_status\x18\x06 \x01(\v2\x17.warren.v1.UpdateStatusR\fupdateStatus\"\x9c\x02\n" +
+	"\rupdate_status\x18\x06 \x01(\v2\x17.warren.v1.UpdateStatusR\fupdateStatus\x120\n" +
+	"\x14sealed_registry_auth\x18\a \x01(\fR\x12sealedRegistryAuth\"^\n" +
+	"\fRegistryAuth\x12\x16\n" +
+	"\x06server\x18\x01 \x01(\tR\x06server\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x9c\x02\n" +
 	"\fUpdateStatus\x123\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1d.warren.v1.UpdateStatus.StateR\x05state\x129\n" +
 	"\n" +
@@ -2396,7 +2484,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x05State\x12\x11\n" +
 	"\rSTATE_UNKNOWN\x10\x00\x12\x12\n" +
 	"\x0eSTATE_UPDATING\x10\x01\x12\x13\n" +
-	"\x0fSTATE_COMPLETED\x10\x02\"\xe0\x02\n" +
+	"\x0fSTATE_COMPLETED\x10\x02\"\x9e\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12\x1d\n" +
@@ -2409,7 +2497,8 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\fspec_version\x18\b \x01(\x04R\vspecVersion\x129\n" +
 	"\rdesired_state\x18\t \x01(\x0e2\x14.warren.v1.TaskStateR\fdesiredState\x12-\n" +
 	"\x06status\x18\n" +
-	" \x01(\v2\x15.warren.v1.TaskStatusR\x06status\"\xc6\x02\n" +
+	" \x01(\v2\x15.warren.v1.TaskStatusR\x06status\x12<\n" +
+	"\rregistry_auth\x18\v \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\"\xc6\x02\n" +
 	"\n" +
 	"TaskStatus\x12*\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.warren.v1.TaskStateR\x05state\x128\n" +
@@ -2474,7 +2563,7 @@ func file_warren_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_warren_v1_types_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: warren.v1.NodeRole
 	(NodeAvailability)(0),         // 1: warren.v1.NodeAvailability
@@ -2503,78 +2592,80 @@ var file_warren_v1_types_proto_goTypes = []any{
 	(*RestartPolicy)(nil),         // 24: warren.v1.RestartPolicy
 	(*Placement)(nil),             // 25: warren.v1.Placement
 	(*Service)(nil),               // 26: warren.v1.Service
-	(*UpdateStatus)(nil),          // 27: warren.v1.UpdateStatus
-	(*Task)(nil),                  // 28: warren.v1.Task
-	(*TaskStatus)(nil),            // 29: warren.v1.TaskStatus
-	(*ExitInfo)(nil),              // 30: warren.v1.ExitInfo
-	(*Image)(nil),                 // 31: warren.v1.Image
-	nil,                           // 32: warren.v1.NodeSpec.LabelsEntry
-	nil,                           // 33: warren.v1.ServiceSpec.LabelsEntry
-	nil,                           // 34: warren.v1.ContainerSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
+	(*RegistryAuth)(nil),          // 27: warren.v1.RegistryAuth
+	(*UpdateStatus)(nil),          // 28: warren.v1.UpdateStatus
+	(*Task)(nil),                  // 29: warren.v1.Task
+	(*TaskStatus)(nil),            // 30: warren.v1.TaskStatus
+	(*ExitInfo)(nil),              // 31: warren.v1.ExitInfo
+	(*Image)(nil),                 // 32: warren.v1.Image
+	nil,                           // 33: warren.v1.NodeSpec.LabelsEntry
+	nil,                           // 34: warren.v1.ServiceSpec.LabelsEntry
+	nil,                           // 35: warren.v1.ContainerSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
 }
 var file_warren_v1_types_proto_depIdxs = []int32{
-	35, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	35, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	36, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	6,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
 	10, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
 	8,  // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
 	9,  // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
-	35, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
-	36, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
-	36, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
-	36, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
+	36, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
+	37, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
+	37, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
+	37, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
 	6,  // 10: warren.v1.Node.meta:type_name -> warren.v1.Meta
 	12, // 11: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
 	15, // 12: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
 	16, // 13: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
 	0,  // 14: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
 	1,  // 15: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	32, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	33, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
 	13, // 17: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
 	14, // 18: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	31, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	32, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
 	2,  // 20: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	35, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
-	33, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	36, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	34, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
 	21, // 23: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
 	18, // 24: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
 	19, // 25: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
 	20, // 26: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	36, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	37, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	22, // 28: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
 	23, // 29: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
 	24, // 30: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
 	25, // 31: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	34, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	36, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	35, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	37, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	14, // 34: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
 	14, // 35: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
 	4,  // 36: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	36, // 37: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	36, // 38: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	37, // 37: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	37, // 38: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
 	6,  // 39: warren.v1.Service.meta:type_name -> warren.v1.Meta
 	17, // 40: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
 	17, // 41: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	27, // 42: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	28, // 42: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
 	5,  // 43: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	35, // 44: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	35, // 45: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	36, // 44: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	36, // 45: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
 	6,  // 46: warren.v1.Task.meta:type_name -> warren.v1.Meta
 	21, // 47: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
 	3,  // 48: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	29, // 49: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	3,  // 50: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	35, // 51: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	30, // 52: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	35, // 53: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	35, // 54: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	30, // 49: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	27, // 50: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
+	3,  // 51: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	36, // 52: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 53: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	36, // 54: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	36, // 55: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }
@@ -2592,7 +2683,7 @@ func file_warren_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_types_proto_rawDesc), len(file_warren_v1_types_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
