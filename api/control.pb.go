@@ -658,6 +658,86 @@ func (x *ListTasksResponse) GetIndex() uint64 {
 	return 0
 }
 
+type LogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is an ID, name or ID prefix; task narrows to one task.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Task    string `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	Follow  bool   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	// tail is how many of the last lines of each task to send; -1 (or 0 when
+	// unset) sends all.
+	Tail int64 `protobuf:"varint,4,opt,name=tail,proto3" json:"tail,omitempty"`
+	// since skips lines older than this.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsRequest) Reset() {
+	*x = LogsRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsRequest) ProtoMessage() {}
+
+func (x *LogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
+func (*LogsRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LogsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *LogsRequest) GetTail() int64 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type GetTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -667,7 +747,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[12]
+	mi := &file_warren_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +759,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[12]
+	mi := &file_warren_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +772,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTaskRequest) GetTask() string {
@@ -711,7 +791,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[13]
+	mi := &file_warren_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +803,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[13]
+	mi := &file_warren_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +816,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -754,7 +834,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[14]
+	mi := &file_warren_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +846,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[14]
+	mi := &file_warren_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +859,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 type ListNodesResponse struct {
@@ -791,7 +871,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[15]
+	mi := &file_warren_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +883,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[15]
+	mi := &file_warren_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +896,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -835,7 +915,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[16]
+	mi := &file_warren_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +927,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[16]
+	mi := &file_warren_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +940,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetNodeRequest) GetNode() string {
@@ -879,7 +959,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[17]
+	mi := &file_warren_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +971,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[17]
+	mi := &file_warren_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +984,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -926,7 +1006,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1018,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1031,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -984,7 +1064,7 @@ type UpdateNodeResponse struct {
 
 func (x *UpdateNodeResponse) Reset() {
 	*x = UpdateNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1076,7 @@ func (x *UpdateNodeResponse) String() string {
 func (*UpdateNodeResponse) ProtoMessage() {}
 
 func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1089,7 @@ func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateNodeResponse) GetNode() *Node {
@@ -1029,7 +1109,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1121,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1134,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveNodeRequest) GetNode() string {
@@ -1079,7 +1159,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1171,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1184,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 type GetJoinTokenRequest struct {
@@ -1117,7 +1197,7 @@ type GetJoinTokenRequest struct {
 
 func (x *GetJoinTokenRequest) Reset() {
 	*x = GetJoinTokenRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1209,7 @@ func (x *GetJoinTokenRequest) String() string {
 func (*GetJoinTokenRequest) ProtoMessage() {}
 
 func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1222,7 @@ func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetJoinTokenRequest) GetRole() NodeRole {
@@ -1170,7 +1250,7 @@ type GetJoinTokenResponse struct {
 
 func (x *GetJoinTokenResponse) Reset() {
 	*x = GetJoinTokenResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1262,7 @@ func (x *GetJoinTokenResponse) String() string {
 func (*GetJoinTokenResponse) ProtoMessage() {}
 
 func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1275,7 @@ func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetJoinTokenResponse) GetToken() string {
@@ -1223,7 +1303,7 @@ type IssueAdminCertificateRequest struct {
 
 func (x *IssueAdminCertificateRequest) Reset() {
 	*x = IssueAdminCertificateRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1315,7 @@ func (x *IssueAdminCertificateRequest) String() string {
 func (*IssueAdminCertificateRequest) ProtoMessage() {}
 
 func (x *IssueAdminCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1328,7 @@ func (x *IssueAdminCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAdminCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueAdminCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *IssueAdminCertificateRequest) GetCsr() []byte {
@@ -1275,7 +1355,7 @@ type IssueAdminCertificateResponse struct {
 
 func (x *IssueAdminCertificateResponse) Reset() {
 	*x = IssueAdminCertificateResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1367,7 @@ func (x *IssueAdminCertificateResponse) String() string {
 func (*IssueAdminCertificateResponse) ProtoMessage() {}
 
 func (x *IssueAdminCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1380,7 @@ func (x *IssueAdminCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAdminCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueAdminCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IssueAdminCertificateResponse) GetCertificate() []byte {
@@ -1325,7 +1405,7 @@ type GetClusterInfoRequest struct {
 
 func (x *GetClusterInfoRequest) Reset() {
 	*x = GetClusterInfoRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1417,7 @@ func (x *GetClusterInfoRequest) String() string {
 func (*GetClusterInfoRequest) ProtoMessage() {}
 
 func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1430,7 @@ func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 type RaftInfo struct {
@@ -1369,7 +1449,7 @@ type RaftInfo struct {
 
 func (x *RaftInfo) Reset() {
 	*x = RaftInfo{}
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1461,7 @@ func (x *RaftInfo) String() string {
 func (*RaftInfo) ProtoMessage() {}
 
 func (x *RaftInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1474,7 @@ func (x *RaftInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftInfo.ProtoReflect.Descriptor instead.
 func (*RaftInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RaftInfo) GetState() string {
@@ -1464,7 +1544,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1556,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1569,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RaftServer) GetId() string {
@@ -1528,7 +1608,7 @@ type GetClusterInfoResponse struct {
 
 func (x *GetClusterInfoResponse) Reset() {
 	*x = GetClusterInfoResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[29]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1620,7 @@ func (x *GetClusterInfoResponse) String() string {
 func (*GetClusterInfoResponse) ProtoMessage() {}
 
 func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[29]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1633,7 @@ func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetClusterInfoResponse) GetCluster() *Cluster {
@@ -1613,7 +1693,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[30]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1705,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[30]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1718,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 type GetVersionResponse struct {
@@ -1653,7 +1733,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[31]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1745,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[31]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1758,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -1722,7 +1802,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[32]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1814,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[32]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1827,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportImageRequest) GetMsg() isImportImageRequest_Msg {
@@ -1801,7 +1881,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_warren_v1_control_proto_msgTypes[33]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1893,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[33]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1906,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -1845,7 +1925,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[34]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1937,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[34]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1950,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImportImageResponse) GetImages() []*Image {
@@ -1888,7 +1968,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[35]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +1980,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[35]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +1993,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 type ListImagesResponse struct {
@@ -1925,7 +2005,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[36]
+	mi := &file_warren_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2017,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[36]
+	mi := &file_warren_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2030,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -2006,7 +2086,13 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"P\n" +
 	"\x11ListTasksResponse\x12%\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x0f.warren.v1.TaskR\x05tasks\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"$\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x99\x01\n" +
+	"\vLogsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
+	"\x04task\x18\x02 \x01(\tR\x04task\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x12\n" +
+	"\x04tail\x18\x04 \x01(\x03R\x04tail\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"$\n" +
 	"\x0eGetTaskRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\"6\n" +
 	"\x0fGetTaskResponse\x12#\n" +
@@ -2084,7 +2170,7 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xf6\r\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xc1\x0e\n" +
 	"\aControl\x12k\n" +
 	"\rCreateService\x12\x1f.warren.v1.CreateServiceRequest\x1a .warren.v1.CreateServiceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/services\x12i\n" +
 	"\n" +
@@ -2093,7 +2179,9 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\rUpdateService\x12\x1f.warren.v1.UpdateServiceRequest\x1a .warren.v1.UpdateServiceResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\x1a\x16/v1/services/{service}\x12r\n" +
 	"\rRemoveService\x12\x1f.warren.v1.RemoveServiceRequest\x1a .warren.v1.RemoveServiceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/services/{service}\x12Y\n" +
 	"\tListTasks\x12\x1b.warren.v1.ListTasksRequest\x1a\x1c.warren.v1.ListTasksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/tasks\x12Z\n" +
-	"\aGetTask\x12\x19.warren.v1.GetTaskRequest\x1a\x1a.warren.v1.GetTaskResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tasks/{task}\x12Y\n" +
+	"\aGetTask\x12\x19.warren.v1.GetTaskRequest\x1a\x1a.warren.v1.GetTaskResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tasks/{task}\x12I\n" +
+	"\x04Logs\x12\x16.warren.v1.LogsRequest\x1a\x15.warren.v1.LogMessage\"\x10\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/v1/logs0\x01\x12Y\n" +
 	"\tListNodes\x12\x1b.warren.v1.ListNodesRequest\x1a\x1c.warren.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12Z\n" +
 	"\aGetNode\x12\x19.warren.v1.GetNodeRequest\x1a\x1a.warren.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{node}\x12f\n" +
 	"\n" +
@@ -2122,7 +2210,7 @@ func file_warren_v1_control_proto_rawDescGZIP() []byte {
 	return file_warren_v1_control_proto_rawDescData
 }
 
-var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_warren_v1_control_proto_goTypes = []any{
 	(*CreateServiceRequest)(nil),          // 0: warren.v1.CreateServiceRequest
 	(*CreateServiceResponse)(nil),         // 1: warren.v1.CreateServiceResponse
@@ -2136,113 +2224,118 @@ var file_warren_v1_control_proto_goTypes = []any{
 	(*RemoveServiceResponse)(nil),         // 9: warren.v1.RemoveServiceResponse
 	(*ListTasksRequest)(nil),              // 10: warren.v1.ListTasksRequest
 	(*ListTasksResponse)(nil),             // 11: warren.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),                // 12: warren.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),               // 13: warren.v1.GetTaskResponse
-	(*ListNodesRequest)(nil),              // 14: warren.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),             // 15: warren.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),                // 16: warren.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),               // 17: warren.v1.GetNodeResponse
-	(*UpdateNodeRequest)(nil),             // 18: warren.v1.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),            // 19: warren.v1.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),             // 20: warren.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),            // 21: warren.v1.RemoveNodeResponse
-	(*GetJoinTokenRequest)(nil),           // 22: warren.v1.GetJoinTokenRequest
-	(*GetJoinTokenResponse)(nil),          // 23: warren.v1.GetJoinTokenResponse
-	(*IssueAdminCertificateRequest)(nil),  // 24: warren.v1.IssueAdminCertificateRequest
-	(*IssueAdminCertificateResponse)(nil), // 25: warren.v1.IssueAdminCertificateResponse
-	(*GetClusterInfoRequest)(nil),         // 26: warren.v1.GetClusterInfoRequest
-	(*RaftInfo)(nil),                      // 27: warren.v1.RaftInfo
-	(*RaftServer)(nil),                    // 28: warren.v1.RaftServer
-	(*GetClusterInfoResponse)(nil),        // 29: warren.v1.GetClusterInfoResponse
-	(*GetVersionRequest)(nil),             // 30: warren.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),            // 31: warren.v1.GetVersionResponse
-	(*ImportImageRequest)(nil),            // 32: warren.v1.ImportImageRequest
-	(*ImportImageHeader)(nil),             // 33: warren.v1.ImportImageHeader
-	(*ImportImageResponse)(nil),           // 34: warren.v1.ImportImageResponse
-	(*ListImagesRequest)(nil),             // 35: warren.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),            // 36: warren.v1.ListImagesResponse
-	nil,                                   // 37: warren.v1.ListServicesResponse.RunningTasksEntry
-	nil,                                   // 38: warren.v1.ListServicesResponse.DesiredTasksEntry
-	(*ServiceSpec)(nil),                   // 39: warren.v1.ServiceSpec
-	(*RegistryAuth)(nil),                  // 40: warren.v1.RegistryAuth
-	(*Service)(nil),                       // 41: warren.v1.Service
-	(TaskState)(0),                        // 42: warren.v1.TaskState
-	(*durationpb.Duration)(nil),           // 43: google.protobuf.Duration
-	(*Task)(nil),                          // 44: warren.v1.Task
-	(*Node)(nil),                          // 45: warren.v1.Node
-	(*NodeSpec)(nil),                      // 46: warren.v1.NodeSpec
-	(NodeRole)(0),                         // 47: warren.v1.NodeRole
-	(*Cluster)(nil),                       // 48: warren.v1.Cluster
-	(*timestamppb.Timestamp)(nil),         // 49: google.protobuf.Timestamp
-	(*Image)(nil),                         // 50: warren.v1.Image
+	(*LogsRequest)(nil),                   // 12: warren.v1.LogsRequest
+	(*GetTaskRequest)(nil),                // 13: warren.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),               // 14: warren.v1.GetTaskResponse
+	(*ListNodesRequest)(nil),              // 15: warren.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 16: warren.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),                // 17: warren.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),               // 18: warren.v1.GetNodeResponse
+	(*UpdateNodeRequest)(nil),             // 19: warren.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),            // 20: warren.v1.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),             // 21: warren.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),            // 22: warren.v1.RemoveNodeResponse
+	(*GetJoinTokenRequest)(nil),           // 23: warren.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),          // 24: warren.v1.GetJoinTokenResponse
+	(*IssueAdminCertificateRequest)(nil),  // 25: warren.v1.IssueAdminCertificateRequest
+	(*IssueAdminCertificateResponse)(nil), // 26: warren.v1.IssueAdminCertificateResponse
+	(*GetClusterInfoRequest)(nil),         // 27: warren.v1.GetClusterInfoRequest
+	(*RaftInfo)(nil),                      // 28: warren.v1.RaftInfo
+	(*RaftServer)(nil),                    // 29: warren.v1.RaftServer
+	(*GetClusterInfoResponse)(nil),        // 30: warren.v1.GetClusterInfoResponse
+	(*GetVersionRequest)(nil),             // 31: warren.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),            // 32: warren.v1.GetVersionResponse
+	(*ImportImageRequest)(nil),            // 33: warren.v1.ImportImageRequest
+	(*ImportImageHeader)(nil),             // 34: warren.v1.ImportImageHeader
+	(*ImportImageResponse)(nil),           // 35: warren.v1.ImportImageResponse
+	(*ListImagesRequest)(nil),             // 36: warren.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 37: warren.v1.ListImagesResponse
+	nil,                                   // 38: warren.v1.ListServicesResponse.RunningTasksEntry
+	nil,                                   // 39: warren.v1.ListServicesResponse.DesiredTasksEntry
+	(*ServiceSpec)(nil),                   // 40: warren.v1.ServiceSpec
+	(*RegistryAuth)(nil),                  // 41: warren.v1.RegistryAuth
+	(*Service)(nil),                       // 42: warren.v1.Service
+	(TaskState)(0),                        // 43: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 44: google.protobuf.Duration
+	(*Task)(nil),                          // 45: warren.v1.Task
+	(*timestamppb.Timestamp)(nil),         // 46: google.protobuf.Timestamp
+	(*Node)(nil),                          // 47: warren.v1.Node
+	(*NodeSpec)(nil),                      // 48: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 49: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 50: warren.v1.Cluster
+	(*Image)(nil),                         // 51: warren.v1.Image
+	(*LogMessage)(nil),                    // 52: warren.v1.LogMessage
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
-	39, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	40, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	41, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	41, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	41, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	37, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	38, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	39, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	40, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	41, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	42, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	43, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	44, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	44, // 13: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	45, // 14: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	45, // 15: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	46, // 16: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
-	45, // 17: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
-	47, // 18: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
-	43, // 19: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
-	28, // 20: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	48, // 21: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
-	27, // 22: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	49, // 23: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	33, // 24: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	50, // 25: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	50, // 26: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	0,  // 27: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 28: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 29: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 30: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 31: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 32: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	12, // 33: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	14, // 34: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	16, // 35: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	18, // 36: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
-	20, // 37: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
-	22, // 38: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
-	24, // 39: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
-	26, // 40: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	30, // 41: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	32, // 42: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	35, // 43: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 44: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 45: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 46: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 47: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 48: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 49: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	13, // 50: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	15, // 51: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	17, // 52: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	19, // 53: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	21, // 54: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	23, // 55: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	25, // 56: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	29, // 57: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	31, // 58: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	34, // 59: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	36, // 60: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	40, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	41, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	42, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	42, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	42, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	38, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	39, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	40, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	41, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	42, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	43, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	44, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	45, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	46, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	45, // 14: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	47, // 15: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	47, // 16: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	48, // 17: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	47, // 18: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	49, // 19: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	44, // 20: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	29, // 21: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
+	50, // 22: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	28, // 23: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
+	46, // 24: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	34, // 25: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
+	51, // 26: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	51, // 27: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	0,  // 28: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 29: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 30: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 31: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 32: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 33: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	13, // 34: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	12, // 35: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
+	15, // 36: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	17, // 37: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	19, // 38: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	21, // 39: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	23, // 40: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	25, // 41: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	27, // 42: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	31, // 43: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	33, // 44: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	36, // 45: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 46: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 47: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 48: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 49: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 50: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 51: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	14, // 52: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	52, // 53: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
+	16, // 54: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	18, // 55: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	20, // 56: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	22, // 57: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	24, // 58: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	26, // 59: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	30, // 60: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	32, // 61: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	35, // 62: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	37, // 63: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	46, // [46:64] is the sub-list for method output_type
+	28, // [28:46] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }
@@ -2251,7 +2344,7 @@ func file_warren_v1_control_proto_init() {
 		return
 	}
 	file_warren_v1_types_proto_init()
-	file_warren_v1_control_proto_msgTypes[32].OneofWrappers = []any{
+	file_warren_v1_control_proto_msgTypes[33].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -2261,7 +2354,7 @@ func file_warren_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_control_proto_rawDesc), len(file_warren_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Control_RemoveService_FullMethodName         = "/warren.v1.Control/RemoveService"
 	Control_ListTasks_FullMethodName             = "/warren.v1.Control/ListTasks"
 	Control_GetTask_FullMethodName               = "/warren.v1.Control/GetTask"
+	Control_Logs_FullMethodName                  = "/warren.v1.Control/Logs"
 	Control_ListNodes_FullMethodName             = "/warren.v1.Control/ListNodes"
 	Control_GetNode_FullMethodName               = "/warren.v1.Control/GetNode"
 	Control_UpdateNode_FullMethodName            = "/warren.v1.Control/UpdateNode"
@@ -56,6 +57,10 @@ type ControlClient interface {
 	// state has moved past min_index, or when wait runs out.
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
+	// Logs streams the output of a service's tasks (or of one task) from the
+	// nodes they ran on, oldest first; with follow it goes on with new lines
+	// and new tasks. A node that cannot be reached gets a notice, not a hang.
+	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogMessage], error)
 	ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error)
 	GetNode(ctx context.Context, in *GetNodeRequest, opts ...grpc.CallOption) (*GetNodeResponse, error)
 	// UpdateNode changes a node's role-independent spec: availability and labels.
@@ -153,6 +158,25 @@ func (c *controlClient) GetTask(ctx context.Context, in *GetTaskRequest, opts ..
 	return out, nil
 }
 
+func (c *controlClient) Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[0], Control_Logs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LogsRequest, LogMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_LogsClient = grpc.ServerStreamingClient[LogMessage]
+
 func (c *controlClient) ListNodes(ctx context.Context, in *ListNodesRequest, opts ...grpc.CallOption) (*ListNodesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListNodesResponse)
@@ -235,7 +259,7 @@ func (c *controlClient) GetVersion(ctx context.Context, in *GetVersionRequest, o
 
 func (c *controlClient) ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[0], Control_ImportImage_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[1], Control_ImportImage_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +298,10 @@ type ControlServer interface {
 	// state has moved past min_index, or when wait runs out.
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
+	// Logs streams the output of a service's tasks (or of one task) from the
+	// nodes they ran on, oldest first; with follow it goes on with new lines
+	// and new tasks. A node that cannot be reached gets a notice, not a hang.
+	Logs(*LogsRequest, grpc.ServerStreamingServer[LogMessage]) error
 	ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error)
 	GetNode(context.Context, *GetNodeRequest) (*GetNodeResponse, error)
 	// UpdateNode changes a node's role-independent spec: availability and labels.
@@ -321,6 +349,9 @@ func (UnimplementedControlServer) ListTasks(context.Context, *ListTasksRequest) 
 }
 func (UnimplementedControlServer) GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTask not implemented")
+}
+func (UnimplementedControlServer) Logs(*LogsRequest, grpc.ServerStreamingServer[LogMessage]) error {
+	return status.Error(codes.Unimplemented, "method Logs not implemented")
 }
 func (UnimplementedControlServer) ListNodes(context.Context, *ListNodesRequest) (*ListNodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNodes not implemented")
@@ -498,6 +529,17 @@ func _Control_GetTask_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Control_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).Logs(m, &grpc.GenericServerStream[LogsRequest, LogMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_LogsServer = grpc.ServerStreamingServer[LogMessage]
 
 func _Control_ListNodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListNodesRequest)
@@ -741,6 +783,11 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Logs",
+			Handler:       _Control_Logs_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "ImportImage",
 			Handler:       _Control_ImportImage_Handler,

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -65,7 +66,7 @@ func (x Assignments_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Assignments_Type.Descriptor instead.
 func (Assignments_Type) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10, 0}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type FetchImageRequest struct {
@@ -524,6 +525,7 @@ type SessionMessage struct {
 	//	*SessionMessage_Session
 	//	*SessionMessage_Assignments
 	//	*SessionMessage_LoadImage
+	//	*SessionMessage_LogRequest
 	Msg           isSessionMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -593,6 +595,15 @@ func (x *SessionMessage) GetLoadImage() *ImageArchive {
 	return nil
 }
 
+func (x *SessionMessage) GetLogRequest() *LogRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionMessage_LogRequest); ok {
+			return x.LogRequest
+		}
+	}
+	return nil
+}
+
 type isSessionMessage_Msg interface {
 	isSessionMessage_Msg()
 }
@@ -610,11 +621,202 @@ type SessionMessage_LoadImage struct {
 	LoadImage *ImageArchive `protobuf:"bytes,3,opt,name=load_image,json=loadImage,proto3,oneof"`
 }
 
+type SessionMessage_LogRequest struct {
+	// log_request asks the node to publish task logs.
+	LogRequest *LogRequest `protobuf:"bytes,4,opt,name=log_request,json=logRequest,proto3,oneof"`
+}
+
 func (*SessionMessage_Session) isSessionMessage_Msg() {}
 
 func (*SessionMessage_Assignments) isSessionMessage_Msg() {}
 
 func (*SessionMessage_LoadImage) isSessionMessage_Msg() {}
+
+func (*SessionMessage_LogRequest) isSessionMessage_Msg() {}
+
+// LogRequest asks a node for the logs of some of its tasks. The node answers
+// with a PublishLogs stream naming request_id; cancel stops a follow.
+type LogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	TaskIds       []string               `protobuf:"bytes,2,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	Follow        bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Tail          int64                  `protobuf:"varint,4,opt,name=tail,proto3" json:"tail,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Cancel        bool                   `protobuf:"varint,6,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRequest) Reset() {
+	*x = LogRequest{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRequest) ProtoMessage() {}
+
+func (x *LogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
+func (*LogRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LogRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogRequest) GetTaskIds() []string {
+	if x != nil {
+		return x.TaskIds
+	}
+	return nil
+}
+
+func (x *LogRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *LogRequest) GetTail() int64 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+func (x *LogRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+type PublishLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id must be set on the first message of the stream.
+	RequestId string        `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Messages  []*LogMessage `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// error ends the request with a failure the node met, for a person.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishLogsRequest) Reset() {
+	*x = PublishLogsRequest{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishLogsRequest) ProtoMessage() {}
+
+func (x *PublishLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishLogsRequest.ProtoReflect.Descriptor instead.
+func (*PublishLogsRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PublishLogsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PublishLogsRequest) GetMessages() []*LogMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *PublishLogsRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PublishLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishLogsResponse) Reset() {
+	*x = PublishLogsResponse{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishLogsResponse) ProtoMessage() {}
+
+func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishLogsResponse.ProtoReflect.Descriptor instead.
+func (*PublishLogsResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{11}
+}
 
 type SessionInfo struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -629,7 +831,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +843,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +856,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -701,7 +903,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +915,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +928,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Assignments) GetType() Assignments_Type {
@@ -761,7 +963,7 @@ var File_warren_v1_dispatcher_proto protoreflect.FileDescriptor
 
 const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15warren/v1/types.proto\"+\n" +
+	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15warren/v1/types.proto\"+\n" +
 	"\x11FetchImageRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fFetchImageChunk\x12\x12\n" +
@@ -785,13 +987,30 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.warren.v1.TaskStatusR\x06status\"I\n" +
 	"\x10TaskStatusReport\x125\n" +
-	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xc1\x01\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xfb\x01\n" +
 	"\x0eSessionMessage\x122\n" +
 	"\asession\x18\x01 \x01(\v2\x16.warren.v1.SessionInfoH\x00R\asession\x12:\n" +
 	"\vassignments\x18\x02 \x01(\v2\x16.warren.v1.AssignmentsH\x00R\vassignments\x128\n" +
 	"\n" +
-	"load_image\x18\x03 \x01(\v2\x17.warren.v1.ImageArchiveH\x00R\tloadImageB\x05\n" +
-	"\x03msg\"\xa7\x01\n" +
+	"load_image\x18\x03 \x01(\v2\x17.warren.v1.ImageArchiveH\x00R\tloadImage\x128\n" +
+	"\vlog_request\x18\x04 \x01(\v2\x15.warren.v1.LogRequestH\x00R\n" +
+	"logRequestB\x05\n" +
+	"\x03msg\"\xbc\x01\n" +
+	"\n" +
+	"LogRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\btask_ids\x18\x02 \x03(\tR\ataskIds\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x12\n" +
+	"\x04tail\x18\x04 \x01(\x03R\x04tail\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x16\n" +
+	"\x06cancel\x18\x06 \x01(\bR\x06cancel\"|\n" +
+	"\x12PublishLogsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
+	"\bmessages\x18\x02 \x03(\v2\x15.warren.v1.LogMessageR\bmessages\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x15\n" +
+	"\x13PublishLogsResponse\"\xa7\x01\n" +
 	"\vSessionInfo\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -805,10 +1024,11 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\x10removed_task_ids\x18\x04 \x03(\tR\x0eremovedTaskIds\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
-	"\x10TYPE_INCREMENTAL\x10\x012\x9b\x01\n" +
+	"\x10TYPE_INCREMENTAL\x10\x012\xeb\x01\n" +
 	"\n" +
 	"Dispatcher\x12C\n" +
-	"\aSession\x12\x19.warren.v1.SessionRequest\x1a\x19.warren.v1.SessionMessage(\x010\x01\x12H\n" +
+	"\aSession\x12\x19.warren.v1.SessionRequest\x1a\x19.warren.v1.SessionMessage(\x010\x01\x12N\n" +
+	"\vPublishLogs\x12\x1d.warren.v1.PublishLogsRequest\x1a\x1e.warren.v1.PublishLogsResponse(\x01\x12H\n" +
 	"\n" +
 	"FetchImage\x12\x1c.warren.v1.FetchImageRequest\x1a\x1a.warren.v1.FetchImageChunk0\x01B*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
@@ -825,52 +1045,62 @@ func file_warren_v1_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_warren_v1_dispatcher_proto_goTypes = []any{
-	(Assignments_Type)(0),       // 0: warren.v1.Assignments.Type
-	(*FetchImageRequest)(nil),   // 1: warren.v1.FetchImageRequest
-	(*FetchImageChunk)(nil),     // 2: warren.v1.FetchImageChunk
-	(*SessionRequest)(nil),      // 3: warren.v1.SessionRequest
-	(*NodeImages)(nil),          // 4: warren.v1.NodeImages
-	(*RegisterRequest)(nil),     // 5: warren.v1.RegisterRequest
-	(*Heartbeat)(nil),           // 6: warren.v1.Heartbeat
-	(*TaskStatusUpdate)(nil),    // 7: warren.v1.TaskStatusUpdate
-	(*TaskStatusReport)(nil),    // 8: warren.v1.TaskStatusReport
-	(*SessionMessage)(nil),      // 9: warren.v1.SessionMessage
-	(*SessionInfo)(nil),         // 10: warren.v1.SessionInfo
-	(*Assignments)(nil),         // 11: warren.v1.Assignments
-	(*Image)(nil),               // 12: warren.v1.Image
-	(*NodeDescription)(nil),     // 13: warren.v1.NodeDescription
-	(*TaskStatus)(nil),          // 14: warren.v1.TaskStatus
-	(*ImageArchive)(nil),        // 15: warren.v1.ImageArchive
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
-	(*Task)(nil),                // 17: warren.v1.Task
+	(Assignments_Type)(0),         // 0: warren.v1.Assignments.Type
+	(*FetchImageRequest)(nil),     // 1: warren.v1.FetchImageRequest
+	(*FetchImageChunk)(nil),       // 2: warren.v1.FetchImageChunk
+	(*SessionRequest)(nil),        // 3: warren.v1.SessionRequest
+	(*NodeImages)(nil),            // 4: warren.v1.NodeImages
+	(*RegisterRequest)(nil),       // 5: warren.v1.RegisterRequest
+	(*Heartbeat)(nil),             // 6: warren.v1.Heartbeat
+	(*TaskStatusUpdate)(nil),      // 7: warren.v1.TaskStatusUpdate
+	(*TaskStatusReport)(nil),      // 8: warren.v1.TaskStatusReport
+	(*SessionMessage)(nil),        // 9: warren.v1.SessionMessage
+	(*LogRequest)(nil),            // 10: warren.v1.LogRequest
+	(*PublishLogsRequest)(nil),    // 11: warren.v1.PublishLogsRequest
+	(*PublishLogsResponse)(nil),   // 12: warren.v1.PublishLogsResponse
+	(*SessionInfo)(nil),           // 13: warren.v1.SessionInfo
+	(*Assignments)(nil),           // 14: warren.v1.Assignments
+	(*Image)(nil),                 // 15: warren.v1.Image
+	(*NodeDescription)(nil),       // 16: warren.v1.NodeDescription
+	(*TaskStatus)(nil),            // 17: warren.v1.TaskStatus
+	(*ImageArchive)(nil),          // 18: warren.v1.ImageArchive
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*LogMessage)(nil),            // 20: warren.v1.LogMessage
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(*Task)(nil),                  // 22: warren.v1.Task
 }
 var file_warren_v1_dispatcher_proto_depIdxs = []int32{
 	5,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
 	6,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
 	8,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
 	4,  // 3: warren.v1.SessionRequest.images:type_name -> warren.v1.NodeImages
-	12, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
-	13, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
-	12, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
-	14, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
+	15, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
+	16, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
+	15, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
+	17, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
 	7,  // 8: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
-	10, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
-	11, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
-	15, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
-	16, // 12: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
-	0,  // 13: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
-	17, // 14: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
-	3,  // 15: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
-	1,  // 16: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
-	9,  // 17: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
-	2,  // 18: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
-	17, // [17:19] is the sub-list for method output_type
-	15, // [15:17] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
+	14, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
+	18, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
+	10, // 12: warren.v1.SessionMessage.log_request:type_name -> warren.v1.LogRequest
+	19, // 13: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
+	20, // 14: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
+	21, // 15: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
+	0,  // 16: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
+	22, // 17: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
+	3,  // 18: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
+	11, // 19: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
+	1,  // 20: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
+	9,  // 21: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
+	12, // 22: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
+	2,  // 23: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_dispatcher_proto_init() }
@@ -889,6 +1119,7 @@ func file_warren_v1_dispatcher_proto_init() {
 		(*SessionMessage_Session)(nil),
 		(*SessionMessage_Assignments)(nil),
 		(*SessionMessage_LoadImage)(nil),
+		(*SessionMessage_LogRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -896,7 +1127,7 @@ func file_warren_v1_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_dispatcher_proto_rawDesc), len(file_warren_v1_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

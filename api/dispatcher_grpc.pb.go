@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Dispatcher_Session_FullMethodName    = "/warren.v1.Dispatcher/Session"
-	Dispatcher_FetchImage_FullMethodName = "/warren.v1.Dispatcher/FetchImage"
+	Dispatcher_Session_FullMethodName     = "/warren.v1.Dispatcher/Session"
+	Dispatcher_PublishLogs_FullMethodName = "/warren.v1.Dispatcher/PublishLogs"
+	Dispatcher_FetchImage_FullMethodName  = "/warren.v1.Dispatcher/FetchImage"
 )
 
 // DispatcherClient is the client API for Dispatcher service.
@@ -32,6 +33,9 @@ const (
 // they change) and task status (pushed back in batches).
 type DispatcherClient interface {
 	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionMessage], error)
+	// PublishLogs carries the lines a node reads for a log request it got
+	// through its session, back to the manager that asked.
+	PublishLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse], error)
 	// FetchImage streams an imported image archive held by this manager.
 	FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error)
 }
@@ -57,9 +61,22 @@ func (c *dispatcherClient) Session(ctx context.Context, opts ...grpc.CallOption)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_SessionClient = grpc.BidiStreamingClient[SessionRequest, SessionMessage]
 
+func (c *dispatcherClient) PublishLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[1], Dispatcher_PublishLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishLogsRequest, PublishLogsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_PublishLogsClient = grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse]
+
 func (c *dispatcherClient) FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[1], Dispatcher_FetchImage_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[2], Dispatcher_FetchImage_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +102,9 @@ type Dispatcher_FetchImageClient = grpc.ServerStreamingClient[FetchImageChunk]
 // they change) and task status (pushed back in batches).
 type DispatcherServer interface {
 	Session(grpc.BidiStreamingServer[SessionRequest, SessionMessage]) error
+	// PublishLogs carries the lines a node reads for a log request it got
+	// through its session, back to the manager that asked.
+	PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error
 	// FetchImage streams an imported image archive held by this manager.
 	FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error
 	mustEmbedUnimplementedDispatcherServer()
@@ -99,6 +119,9 @@ type UnimplementedDispatcherServer struct{}
 
 func (UnimplementedDispatcherServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionMessage]) error {
 	return status.Error(codes.Unimplemented, "method Session not implemented")
+}
+func (UnimplementedDispatcherServer) PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishLogs not implemented")
 }
 func (UnimplementedDispatcherServer) FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error {
 	return status.Error(codes.Unimplemented, "method FetchImage not implemented")
@@ -131,6 +154,13 @@ func _Dispatcher_Session_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_SessionServer = grpc.BidiStreamingServer[SessionRequest, SessionMessage]
 
+func _Dispatcher_PublishLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DispatcherServer).PublishLogs(&grpc.GenericServerStream[PublishLogsRequest, PublishLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_PublishLogsServer = grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]
+
 func _Dispatcher_FetchImage_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchImageRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -154,6 +184,11 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Session",
 			Handler:       _Dispatcher_Session_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PublishLogs",
+			Handler:       _Dispatcher_PublishLogs_Handler,
 			ClientStreams: true,
 		},
 		{

@@ -262,6 +262,58 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_warren_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
+type Health_State int32
+
+const (
+	Health_STATE_NONE      Health_State = 0
+	Health_STATE_STARTING  Health_State = 1
+	Health_STATE_HEALTHY   Health_State = 2
+	Health_STATE_UNHEALTHY Health_State = 3
+)
+
+// Enum value maps for Health_State.
+var (
+	Health_State_name = map[int32]string{
+		0: "STATE_NONE",
+		1: "STATE_STARTING",
+		2: "STATE_HEALTHY",
+		3: "STATE_UNHEALTHY",
+	}
+	Health_State_value = map[string]int32{
+		"STATE_NONE":      0,
+		"STATE_STARTING":  1,
+		"STATE_HEALTHY":   2,
+		"STATE_UNHEALTHY": 3,
+	}
+)
+
+func (x Health_State) Enum() *Health_State {
+	p := new(Health_State)
+	*p = x
+	return p
+}
+
+func (x Health_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Health_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_warren_v1_types_proto_enumTypes[4].Descriptor()
+}
+
+func (Health_State) Type() protoreflect.EnumType {
+	return &file_warren_v1_types_proto_enumTypes[4]
+}
+
+func (x Health_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Health_State.Descriptor instead.
+func (Health_State) EnumDescriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21, 0}
+}
+
 type RestartPolicy_Condition int32
 
 const (
@@ -295,11 +347,11 @@ func (x RestartPolicy_Condition) String() string {
 }
 
 func (RestartPolicy_Condition) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[4].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (RestartPolicy_Condition) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[4]
+	return &file_warren_v1_types_proto_enumTypes[5]
 }
 
 func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
@@ -308,7 +360,7 @@ func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartPolicy_Condition.Descriptor instead.
 func (RestartPolicy_Condition) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{18, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23, 0}
 }
 
 type UpdateStatus_State int32
@@ -344,11 +396,11 @@ func (x UpdateStatus_State) String() string {
 }
 
 func (UpdateStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[5].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[6].Descriptor()
 }
 
 func (UpdateStatus_State) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[5]
+	return &file_warren_v1_types_proto_enumTypes[6]
 }
 
 func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
@@ -357,7 +409,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{27, 0}
 }
 
 // Meta is common to every stored object.
@@ -1468,7 +1520,13 @@ type ContainerSpec struct {
 	Labels          map[string]string    `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,8,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	// network is "host" until the overlay exists.
-	Network       string `protobuf:"bytes,9,opt,name=network,proto3" json:"network,omitempty"`
+	Network string `protobuf:"bytes,9,opt,name=network,proto3" json:"network,omitempty"`
+	// healthcheck overrides the image's HEALTHCHECK; unset uses the image's.
+	Healthcheck *HealthCheck `protobuf:"bytes,10,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	// log_max_size and log_max_files rotate the task's log on its node
+	// (0 means the node's default).
+	LogMaxSize    int64  `protobuf:"varint,11,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles   uint32 `protobuf:"varint,12,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1566,6 +1624,385 @@ func (x *ContainerSpec) GetNetwork() string {
 	return ""
 }
 
+func (x *ContainerSpec) GetHealthcheck() *HealthCheck {
+	if x != nil {
+		return x.Healthcheck
+	}
+	return nil
+}
+
+func (x *ContainerSpec) GetLogMaxSize() int64 {
+	if x != nil {
+		return x.LogMaxSize
+	}
+	return 0
+}
+
+func (x *ContainerSpec) GetLogMaxFiles() uint32 {
+	if x != nil {
+		return x.LogMaxFiles
+	}
+	return 0
+}
+
+// HealthCheck says how a node probes a task. A task with a check becomes
+// RUNNING only once healthy; one that turns unhealthy is stopped and handled
+// by its restart policy.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Probe:
+	//
+	//	*HealthCheck_Exec
+	//	*HealthCheck_Http
+	//	*HealthCheck_Tcp
+	Probe    isHealthCheck_Probe  `protobuf_oneof:"probe"`
+	Interval *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	Timeout  *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// retries is how many consecutive failures make the task unhealthy.
+	Retries uint32 `protobuf:"varint,6,opt,name=retries,proto3" json:"retries,omitempty"`
+	// start_period is a grace time after start in which failures do not count.
+	StartPeriod *durationpb.Duration `protobuf:"bytes,7,opt,name=start_period,json=startPeriod,proto3" json:"start_period,omitempty"`
+	// disabled turns off the image's own HEALTHCHECK (--no-healthcheck).
+	Disabled      bool `protobuf:"varint,8,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_warren_v1_types_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HealthCheck) GetProbe() isHealthCheck_Probe {
+	if x != nil {
+		return x.Probe
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetExec() *HealthExec {
+	if x != nil {
+		if x, ok := x.Probe.(*HealthCheck_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetHttp() *HealthHTTP {
+	if x != nil {
+		if x, ok := x.Probe.(*HealthCheck_Http); ok {
+			return x.Http
+		}
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTcp() *HealthTCP {
+	if x != nil {
+		if x, ok := x.Probe.(*HealthCheck_Tcp); ok {
+			return x.Tcp
+		}
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetRetries() uint32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetStartPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.StartPeriod
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+type isHealthCheck_Probe interface {
+	isHealthCheck_Probe()
+}
+
+type HealthCheck_Exec struct {
+	// exec runs a command in the container; exit 0 is healthy.
+	Exec *HealthExec `protobuf:"bytes,1,opt,name=exec,proto3,oneof"`
+}
+
+type HealthCheck_Http struct {
+	// http GETs path on the container's port; a 2xx or 3xx is healthy.
+	Http *HealthHTTP `protobuf:"bytes,2,opt,name=http,proto3,oneof"`
+}
+
+type HealthCheck_Tcp struct {
+	// tcp connects to the container's port.
+	Tcp *HealthTCP `protobuf:"bytes,3,opt,name=tcp,proto3,oneof"`
+}
+
+func (*HealthCheck_Exec) isHealthCheck_Probe() {}
+
+func (*HealthCheck_Http) isHealthCheck_Probe() {}
+
+func (*HealthCheck_Tcp) isHealthCheck_Probe() {}
+
+type HealthExec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// command is run as is; a single string is run by /bin/sh -c.
+	Command       []string `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthExec) Reset() {
+	*x = HealthExec{}
+	mi := &file_warren_v1_types_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthExec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthExec) ProtoMessage() {}
+
+func (x *HealthExec) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthExec.ProtoReflect.Descriptor instead.
+func (*HealthExec) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HealthExec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type HealthHTTP struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Port          uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthHTTP) Reset() {
+	*x = HealthHTTP{}
+	mi := &file_warren_v1_types_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthHTTP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthHTTP) ProtoMessage() {}
+
+func (x *HealthHTTP) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthHTTP.ProtoReflect.Descriptor instead.
+func (*HealthHTTP) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HealthHTTP) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HealthHTTP) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type HealthTCP struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          uint32                 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthTCP) Reset() {
+	*x = HealthTCP{}
+	mi := &file_warren_v1_types_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthTCP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthTCP) ProtoMessage() {}
+
+func (x *HealthTCP) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthTCP.ProtoReflect.Descriptor instead.
+func (*HealthTCP) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HealthTCP) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// Health is what the node last saw of a task's health check.
+type Health struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         Health_State           `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.Health_State" json:"state,omitempty"`
+	FailingStreak uint32                 `protobuf:"varint,2,opt,name=failing_streak,json=failingStreak,proto3" json:"failing_streak,omitempty"`
+	// last_output is the last probe's output or error, for a person.
+	LastOutput    string                 `protobuf:"bytes,3,opt,name=last_output,json=lastOutput,proto3" json:"last_output,omitempty"`
+	LastProbe     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_probe,json=lastProbe,proto3" json:"last_probe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Health) Reset() {
+	*x = Health{}
+	mi := &file_warren_v1_types_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Health) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Health) ProtoMessage() {}
+
+func (x *Health) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Health.ProtoReflect.Descriptor instead.
+func (*Health) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Health) GetState() Health_State {
+	if x != nil {
+		return x.State
+	}
+	return Health_STATE_NONE
+}
+
+func (x *Health) GetFailingStreak() uint32 {
+	if x != nil {
+		return x.FailingStreak
+	}
+	return 0
+}
+
+func (x *Health) GetLastOutput() string {
+	if x != nil {
+		return x.LastOutput
+	}
+	return ""
+}
+
+func (x *Health) GetLastProbe() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastProbe
+	}
+	return nil
+}
+
 type ResourceRequirements struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Limits        *Resources             `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
@@ -1576,7 +2013,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +2025,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +2038,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -1632,7 +2069,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +2081,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +2094,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestartPolicy) GetCondition() RestartPolicy_Condition {
@@ -1698,7 +2135,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +2147,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +2160,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -1759,7 +2196,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2208,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2221,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Service) GetId() string {
@@ -1849,7 +2286,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2298,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2311,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegistryAuth) GetServer() string {
@@ -1910,7 +2347,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2359,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2372,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -1989,7 +2426,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2438,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2451,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Task) GetId() string {
@@ -2109,14 +2546,16 @@ type TaskStatus struct {
 	RestartCount uint32    `protobuf:"varint,7,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	LastExit     *ExitInfo `protobuf:"bytes,8,opt,name=last_exit,json=lastExit,proto3" json:"last_exit,omitempty"`
 	// progress of a long step such as an image pull, for a person.
-	Progress      string `protobuf:"bytes,9,opt,name=progress,proto3" json:"progress,omitempty"`
+	Progress string `protobuf:"bytes,9,opt,name=progress,proto3" json:"progress,omitempty"`
+	// health is set for a task with a health check.
+	Health        *Health `protobuf:"bytes,10,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2567,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2580,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2207,6 +2646,13 @@ func (x *TaskStatus) GetProgress() string {
 	return ""
 }
 
+func (x *TaskStatus) GetHealth() *Health {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
 type ExitInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ExitCode      int32                  `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
@@ -2218,7 +2664,7 @@ type ExitInfo struct {
 
 func (x *ExitInfo) Reset() {
 	*x = ExitInfo{}
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2676,7 @@ func (x *ExitInfo) String() string {
 func (*ExitInfo) ProtoMessage() {}
 
 func (x *ExitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2689,7 @@ func (x *ExitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitInfo.ProtoReflect.Descriptor instead.
 func (*ExitInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExitInfo) GetExitCode() int32 {
@@ -2280,7 +2726,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2738,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2751,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Image) GetRef() string {
@@ -2341,6 +2787,94 @@ func (x *Image) GetNodeIds() []string {
 		return x.NodeIds
 	}
 	return nil
+}
+
+// LogMessage is a line of a task's output, or a notice about the stream.
+type LogMessage struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Time   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// stream is "stdout" or "stderr".
+	Stream string `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	Line   []byte `protobuf:"bytes,5,opt,name=line,proto3" json:"line,omitempty"`
+	// notice, when set, is a note about the stream itself (a node that cannot
+	// be reached, a task that ended) instead of a line of output.
+	Notice        string `protobuf:"bytes,6,opt,name=notice,proto3" json:"notice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogMessage) Reset() {
+	*x = LogMessage{}
+	mi := &file_warren_v1_types_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogMessage) ProtoMessage() {}
+
+func (x *LogMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogMessage.ProtoReflect.Descriptor instead.
+func (*LogMessage) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LogMessage) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *LogMessage) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *LogMessage) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *LogMessage) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *LogMessage) GetLine() []byte {
+	if x != nil {
+		return x.Line
+	}
+	return nil
+}
+
+func (x *LogMessage) GetNotice() string {
+	if x != nil {
+		return x.Notice
+	}
+	return ""
 }
 
 var File_warren_v1_types_proto protoreflect.FileDescriptor
@@ -2434,7 +2968,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\tcontainer\x18\x01 \x01(\v2\x18.warren.v1.ContainerSpecR\tcontainer\x12=\n" +
 	"\tresources\x18\x02 \x01(\v2\x1f.warren.v1.ResourceRequirementsR\tresources\x122\n" +
 	"\arestart\x18\x03 \x01(\v2\x18.warren.v1.RestartPolicyR\arestart\x122\n" +
-	"\tplacement\x18\x04 \x01(\v2\x14.warren.v1.PlacementR\tplacement\"\xed\x02\n" +
+	"\tplacement\x18\x04 \x01(\v2\x14.warren.v1.PlacementR\tplacement\"\xed\x03\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -2444,10 +2978,47 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x04user\x18\x06 \x01(\tR\x04user\x12<\n" +
 	"\x06labels\x18\a \x03(\v2$.warren.v1.ContainerSpec.LabelsEntryR\x06labels\x12E\n" +
 	"\x11stop_grace_period\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12\x18\n" +
-	"\anetwork\x18\t \x01(\tR\anetwork\x1a9\n" +
+	"\anetwork\x18\t \x01(\tR\anetwork\x128\n" +
+	"\vhealthcheck\x18\n" +
+	" \x01(\v2\x16.warren.v1.HealthCheckR\vhealthcheck\x12 \n" +
+	"\flog_max_size\x18\v \x01(\x03R\n" +
+	"logMaxSize\x12\"\n" +
+	"\rlog_max_files\x18\f \x01(\rR\vlogMaxFiles\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x02\n" +
+	"\vHealthCheck\x12+\n" +
+	"\x04exec\x18\x01 \x01(\v2\x15.warren.v1.HealthExecH\x00R\x04exec\x12+\n" +
+	"\x04http\x18\x02 \x01(\v2\x15.warren.v1.HealthHTTPH\x00R\x04http\x12(\n" +
+	"\x03tcp\x18\x03 \x01(\v2\x14.warren.v1.HealthTCPH\x00R\x03tcp\x125\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
+	"\aretries\x18\x06 \x01(\rR\aretries\x12<\n" +
+	"\fstart_period\x18\a \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\x12\x1a\n" +
+	"\bdisabled\x18\b \x01(\bR\bdisabledB\a\n" +
+	"\x05probe\"&\n" +
+	"\n" +
+	"HealthExec\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\"4\n" +
+	"\n" +
+	"HealthHTTP\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\"\x1f\n" +
+	"\tHealthTCP\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\rR\x04port\"\x8f\x02\n" +
+	"\x06Health\x12-\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x17.warren.v1.Health.StateR\x05state\x12%\n" +
+	"\x0efailing_streak\x18\x02 \x01(\rR\rfailingStreak\x12\x1f\n" +
+	"\vlast_output\x18\x03 \x01(\tR\n" +
+	"lastOutput\x129\n" +
+	"\n" +
+	"last_probe\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tlastProbe\"S\n" +
+	"\x05State\x12\x0e\n" +
+	"\n" +
+	"STATE_NONE\x10\x00\x12\x12\n" +
+	"\x0eSTATE_STARTING\x10\x01\x12\x11\n" +
+	"\rSTATE_HEALTHY\x10\x02\x12\x13\n" +
+	"\x0fSTATE_UNHEALTHY\x10\x03\"~\n" +
 	"\x14ResourceRequirements\x12,\n" +
 	"\x06limits\x18\x01 \x01(\v2\x14.warren.v1.ResourcesR\x06limits\x128\n" +
 	"\freservations\x18\x02 \x01(\v2\x14.warren.v1.ResourcesR\freservations\"\xa6\x02\n" +
@@ -2498,7 +3069,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\rdesired_state\x18\t \x01(\x0e2\x14.warren.v1.TaskStateR\fdesiredState\x12-\n" +
 	"\x06status\x18\n" +
 	" \x01(\v2\x15.warren.v1.TaskStatusR\x06status\x12<\n" +
-	"\rregistry_auth\x18\v \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\"\xc6\x02\n" +
+	"\rregistry_auth\x18\v \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\"\xf1\x02\n" +
 	"\n" +
 	"TaskStatus\x12*\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.warren.v1.TaskStateR\x05state\x128\n" +
@@ -2509,7 +3080,9 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x03pid\x18\x06 \x01(\rR\x03pid\x12#\n" +
 	"\rrestart_count\x18\a \x01(\rR\frestartCount\x120\n" +
 	"\tlast_exit\x18\b \x01(\v2\x13.warren.v1.ExitInfoR\blastExit\x12\x1a\n" +
-	"\bprogress\x18\t \x01(\tR\bprogress\"k\n" +
+	"\bprogress\x18\t \x01(\tR\bprogress\x12)\n" +
+	"\x06health\x18\n" +
+	" \x01(\v2\x11.warren.v1.HealthR\x06health\"k\n" +
 	"\bExitInfo\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
@@ -2520,7 +3093,15 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x129\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x19\n" +
-	"\bnode_ids\x18\x05 \x03(\tR\anodeIds*R\n" +
+	"\bnode_ids\x18\x05 \x03(\tR\anodeIds\"\xb2\x01\n" +
+	"\n" +
+	"LogMessage\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x12\n" +
+	"\x04line\x18\x05 \x01(\fR\x04line\x12\x16\n" +
+	"\x06notice\x18\x06 \x01(\tR\x06notice*R\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_WORKER\x10\x01\x12\x15\n" +
@@ -2562,110 +3143,128 @@ func file_warren_v1_types_proto_rawDescGZIP() []byte {
 	return file_warren_v1_types_proto_rawDescData
 }
 
-var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_warren_v1_types_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: warren.v1.NodeRole
 	(NodeAvailability)(0),         // 1: warren.v1.NodeAvailability
 	(NodeState)(0),                // 2: warren.v1.NodeState
 	(TaskState)(0),                // 3: warren.v1.TaskState
-	(RestartPolicy_Condition)(0),  // 4: warren.v1.RestartPolicy.Condition
-	(UpdateStatus_State)(0),       // 5: warren.v1.UpdateStatus.State
-	(*Meta)(nil),                  // 6: warren.v1.Meta
-	(*Cluster)(nil),               // 7: warren.v1.Cluster
-	(*JoinSecrets)(nil),           // 8: warren.v1.JoinSecrets
-	(*ImageArchive)(nil),          // 9: warren.v1.ImageArchive
-	(*ClusterSpec)(nil),           // 10: warren.v1.ClusterSpec
-	(*Node)(nil),                  // 11: warren.v1.Node
-	(*NodeSpec)(nil),              // 12: warren.v1.NodeSpec
-	(*Platform)(nil),              // 13: warren.v1.Platform
-	(*Resources)(nil),             // 14: warren.v1.Resources
-	(*NodeDescription)(nil),       // 15: warren.v1.NodeDescription
-	(*NodeStatus)(nil),            // 16: warren.v1.NodeStatus
-	(*ServiceSpec)(nil),           // 17: warren.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 18: warren.v1.ReplicatedService
-	(*GlobalService)(nil),         // 19: warren.v1.GlobalService
-	(*UpdateConfig)(nil),          // 20: warren.v1.UpdateConfig
-	(*TaskSpec)(nil),              // 21: warren.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 22: warren.v1.ContainerSpec
-	(*ResourceRequirements)(nil),  // 23: warren.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 24: warren.v1.RestartPolicy
-	(*Placement)(nil),             // 25: warren.v1.Placement
-	(*Service)(nil),               // 26: warren.v1.Service
-	(*RegistryAuth)(nil),          // 27: warren.v1.RegistryAuth
-	(*UpdateStatus)(nil),          // 28: warren.v1.UpdateStatus
-	(*Task)(nil),                  // 29: warren.v1.Task
-	(*TaskStatus)(nil),            // 30: warren.v1.TaskStatus
-	(*ExitInfo)(nil),              // 31: warren.v1.ExitInfo
-	(*Image)(nil),                 // 32: warren.v1.Image
-	nil,                           // 33: warren.v1.NodeSpec.LabelsEntry
-	nil,                           // 34: warren.v1.ServiceSpec.LabelsEntry
-	nil,                           // 35: warren.v1.ContainerSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 37: google.protobuf.Duration
+	(Health_State)(0),             // 4: warren.v1.Health.State
+	(RestartPolicy_Condition)(0),  // 5: warren.v1.RestartPolicy.Condition
+	(UpdateStatus_State)(0),       // 6: warren.v1.UpdateStatus.State
+	(*Meta)(nil),                  // 7: warren.v1.Meta
+	(*Cluster)(nil),               // 8: warren.v1.Cluster
+	(*JoinSecrets)(nil),           // 9: warren.v1.JoinSecrets
+	(*ImageArchive)(nil),          // 10: warren.v1.ImageArchive
+	(*ClusterSpec)(nil),           // 11: warren.v1.ClusterSpec
+	(*Node)(nil),                  // 12: warren.v1.Node
+	(*NodeSpec)(nil),              // 13: warren.v1.NodeSpec
+	(*Platform)(nil),              // 14: warren.v1.Platform
+	(*Resources)(nil),             // 15: warren.v1.Resources
+	(*NodeDescription)(nil),       // 16: warren.v1.NodeDescription
+	(*NodeStatus)(nil),            // 17: warren.v1.NodeStatus
+	(*ServiceSpec)(nil),           // 18: warren.v1.ServiceSpec
+	(*ReplicatedService)(nil),     // 19: warren.v1.ReplicatedService
+	(*GlobalService)(nil),         // 20: warren.v1.GlobalService
+	(*UpdateConfig)(nil),          // 21: warren.v1.UpdateConfig
+	(*TaskSpec)(nil),              // 22: warren.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 23: warren.v1.ContainerSpec
+	(*HealthCheck)(nil),           // 24: warren.v1.HealthCheck
+	(*HealthExec)(nil),            // 25: warren.v1.HealthExec
+	(*HealthHTTP)(nil),            // 26: warren.v1.HealthHTTP
+	(*HealthTCP)(nil),             // 27: warren.v1.HealthTCP
+	(*Health)(nil),                // 28: warren.v1.Health
+	(*ResourceRequirements)(nil),  // 29: warren.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 30: warren.v1.RestartPolicy
+	(*Placement)(nil),             // 31: warren.v1.Placement
+	(*Service)(nil),               // 32: warren.v1.Service
+	(*RegistryAuth)(nil),          // 33: warren.v1.RegistryAuth
+	(*UpdateStatus)(nil),          // 34: warren.v1.UpdateStatus
+	(*Task)(nil),                  // 35: warren.v1.Task
+	(*TaskStatus)(nil),            // 36: warren.v1.TaskStatus
+	(*ExitInfo)(nil),              // 37: warren.v1.ExitInfo
+	(*Image)(nil),                 // 38: warren.v1.Image
+	(*LogMessage)(nil),            // 39: warren.v1.LogMessage
+	nil,                           // 40: warren.v1.NodeSpec.LabelsEntry
+	nil,                           // 41: warren.v1.ServiceSpec.LabelsEntry
+	nil,                           // 42: warren.v1.ContainerSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
 }
 var file_warren_v1_types_proto_depIdxs = []int32{
-	36, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	36, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
-	10, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
-	8,  // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
-	9,  // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
-	36, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
-	37, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
-	37, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
-	37, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
-	6,  // 10: warren.v1.Node.meta:type_name -> warren.v1.Meta
-	12, // 11: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
-	15, // 12: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
-	16, // 13: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
+	43, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	43, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
+	11, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
+	9,  // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
+	10, // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
+	43, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
+	44, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
+	44, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
+	44, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
+	7,  // 10: warren.v1.Node.meta:type_name -> warren.v1.Meta
+	13, // 11: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
+	16, // 12: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
+	17, // 13: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
 	0,  // 14: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
 	1,  // 15: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	33, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
-	13, // 17: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
-	14, // 18: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	32, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	40, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	14, // 17: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
+	15, // 18: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
+	38, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
 	2,  // 20: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	36, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
-	34, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
-	21, // 23: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
-	18, // 24: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
-	19, // 25: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
-	20, // 26: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	37, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	22, // 28: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
-	23, // 29: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
-	24, // 30: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
-	25, // 31: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	35, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	37, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	14, // 34: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
-	14, // 35: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
-	4,  // 36: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	37, // 37: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	37, // 38: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	6,  // 39: warren.v1.Service.meta:type_name -> warren.v1.Meta
-	17, // 40: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
-	17, // 41: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	28, // 42: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
-	5,  // 43: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	36, // 44: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	36, // 45: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	6,  // 46: warren.v1.Task.meta:type_name -> warren.v1.Meta
-	21, // 47: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
-	3,  // 48: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	30, // 49: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	27, // 50: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
-	3,  // 51: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	36, // 52: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	31, // 53: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	36, // 54: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	36, // 55: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	43, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	41, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	22, // 23: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
+	19, // 24: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
+	20, // 25: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
+	21, // 26: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
+	44, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	23, // 28: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
+	29, // 29: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
+	30, // 30: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
+	31, // 31: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
+	42, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	44, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	24, // 34: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
+	25, // 35: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
+	26, // 36: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
+	27, // 37: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
+	44, // 38: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	44, // 39: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	44, // 40: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	4,  // 41: warren.v1.Health.state:type_name -> warren.v1.Health.State
+	43, // 42: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
+	15, // 43: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
+	15, // 44: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
+	5,  // 45: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
+	44, // 46: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	44, // 47: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	7,  // 48: warren.v1.Service.meta:type_name -> warren.v1.Meta
+	18, // 49: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
+	18, // 50: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
+	34, // 51: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	6,  // 52: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
+	43, // 53: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	43, // 54: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	7,  // 55: warren.v1.Task.meta:type_name -> warren.v1.Meta
+	22, // 56: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
+	3,  // 57: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
+	36, // 58: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	33, // 59: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
+	3,  // 60: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	43, // 61: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	37, // 62: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	28, // 63: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
+	43, // 64: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	43, // 65: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	43, // 66: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }
@@ -2677,13 +3276,18 @@ func file_warren_v1_types_proto_init() {
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
+	file_warren_v1_types_proto_msgTypes[17].OneofWrappers = []any{
+		(*HealthCheck_Exec)(nil),
+		(*HealthCheck_Http)(nil),
+		(*HealthCheck_Tcp)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_types_proto_rawDesc), len(file_warren_v1_types_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   30,
+			NumEnums:      7,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
