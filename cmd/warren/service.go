@@ -22,6 +22,7 @@ func newServiceCmd(c *cli) *cobra.Command {
 		newServiceListCmd(c),
 		newServiceInspectCmd(c),
 		newServicePsCmd(c),
+		newServiceLogsCmd(c),
 		newServiceScaleCmd(c),
 		newServiceUpdateCmd(c),
 		newServiceRemoveCmd(c),
@@ -64,11 +65,18 @@ func (c *cli) createService(cmd *cobra.Command, o *serviceOpts, name string, arg
 	if err := spec.ValidateServiceSpec(s); err != nil {
 		return err
 	}
+	if err := o.auth.read(c.in); err != nil {
+		return err
+	}
+	auth, err := o.auth.forImage(cmd.Context(), o.image)
+	if err != nil {
+		return err
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	resp, err := cl.CreateService(cmd.Context(), &api.CreateServiceRequest{Spec: s})
+	resp, err := cl.CreateService(cmd.Context(), &api.CreateServiceRequest{Spec: s, RegistryAuth: auth})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ type serviceOpts struct {
 	restartDelay, restartWindow                  time.Duration
 	stopGrace, updateDelay                       time.Duration
 	resources                                    resourceOpts
+	health                                       healthOpts
+	auth                                         registryAuthOpts
 	detach                                       bool
 	format                                       string
 }
@@ -40,6 +42,7 @@ func (o *serviceOpts) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.workdir, "workdir", "", "working directory inside the container")
 	f.StringVar(&o.user, "user", "", "user to run as: USER[:GROUP]")
 	o.resources.addFlags(f)
+	o.health.addFlags(f)
 	f.StringArrayVar(&o.constraints, "constraint", nil, "placement constraint, such as node.labels.zone==a (repeatable)")
 	f.StringArrayVar(&o.labels, "label", nil, "service label: key=value (repeatable)")
 	f.StringArrayVar(&o.containerLabels, "container-label", nil, "container label: key=value (repeatable)")
@@ -52,6 +55,7 @@ func (o *serviceOpts) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.updateDelay, "update-delay", 0, "pause between two batches of an update")
 	f.StringVar(&o.network, "network", "", `network to attach to ("host" for now)`)
 	f.Uint64Var(&o.maxPerNode, "max-replicas-per-node", 0, "at most this many tasks on one node (0: no limit)")
+	o.auth.addFlags(f, false)
 	f.BoolVarP(&o.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	f.StringVar(&o.format, "format", "", "print the service as json or through a Go template instead of its ID")
 }
@@ -86,6 +90,9 @@ func (o *serviceOpts) spec(f *pflag.FlagSet, name string, args []string) (*api.S
 		return nil, err
 	}
 	if err := o.setRestart(f, s.Task); err != nil {
+		return nil, err
+	}
+	if s.Task.Container.Healthcheck, err = o.health.apply(f, nil); err != nil {
 		return nil, err
 	}
 	if f.Changed("stop-grace-period") {

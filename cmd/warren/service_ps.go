@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +14,9 @@ import (
 type psRow struct {
 	ID, Name, Image, Node, DesiredState, CurrentState, Error string
 	Restarts                                                 uint32
+	// Health is "starting", "healthy" or "unhealthy" for a task with a
+	// health check, else empty.
+	Health string
 }
 
 func newServicePsCmd(c *cli) *cobra.Command {
@@ -24,7 +28,7 @@ func newServicePsCmd(c *cli) *cobra.Command {
 		Args:  args(1, 1, "SERVICE"),
 		RunE:  func(cmd *cobra.Command, a []string) error { return c.servicePs(cmd, a[0], format(f), noTrunc) },
 	}
-	cmd.Flags().StringVar(&f, "format", "", "json, or a Go template over ID, Name, Image, Node, DesiredState, CurrentState, Restarts, Error")
+	cmd.Flags().StringVar(&f, "format", "", "json, or a Go template over ID, Name, Image, Node, DesiredState, CurrentState, Restarts, Health, Error")
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "do not shorten IDs and errors")
 	return cmd
 }
@@ -62,6 +66,11 @@ func (c *cli) psRow(t *api.Task, hosts map[string]string, noTrunc bool) psRow {
 		DesiredState: stateTitle(t.GetDesiredState()),
 		CurrentState: joinNonEmpty(" ", stateTitle(st.GetState()), lowerFirst(c.ago(st.GetTimestamp()))),
 		Restarts:     st.GetRestartCount(), Error: st.GetErr(),
+		Health: strings.TrimPrefix(healthNote(st.GetHealth()), "health: "),
+	}
+	// Health matters while the container runs; an ended task's error says why.
+	if note := healthNote(st.GetHealth()); note != "" && st.GetState() <= api.TaskState_TASK_STATE_RUNNING {
+		r.CurrentState += " (" + note + ")"
 	}
 	if t.GetNodeId() != "" {
 		r.Node = hosts[t.GetNodeId()]

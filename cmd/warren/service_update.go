@@ -21,6 +21,8 @@ type updateOpts struct {
 	envAdd, envRm []string
 	replicas      uint64
 	resources     resourceOpts
+	health        healthOpts
+	auth          registryAuthOpts
 	detach        bool
 }
 
@@ -39,6 +41,8 @@ func newServiceUpdateCmd(c *cli) *cobra.Command {
 	f.Uint64Var(&o.replicas, "replicas", 0, "number of tasks")
 	f.StringVar(&o.args, "args", "", "new arguments, replacing the image's CMD; split on whitespace")
 	o.resources.addFlags(f)
+	o.health.addFlags(f)
+	o.auth.addFlags(f, true)
 	f.BoolVarP(&o.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	return cmd
 }
@@ -53,7 +57,11 @@ func (c *cli) updateService(cmd *cobra.Command, ref string, o *updateOpts) error
 	if changes == 0 {
 		return fmt.Errorf("nothing to update: give at least one change, such as --image or --env-add\nSee '%s --help'.", cmd.CommandPath())
 	}
-	svc, err := c.modifyService(cmd.Context(), ref, func(s *api.ServiceSpec) error { return o.apply(cmd.Flags(), s) })
+	if err := o.auth.read(c.in); err != nil {
+		return err
+	}
+	svc, err := c.modifyService(cmd.Context(), ref, func(s *api.ServiceSpec) error { return o.apply(cmd.Flags(), s) },
+		func(req *api.UpdateServiceRequest) error { return o.auth.applyTo(cmd.Context(), req) })
 	if err != nil {
 		return err
 	}
@@ -94,6 +102,10 @@ func (o *updateOpts) apply(f *pflag.FlagSet, s *api.ServiceSpec) error {
 			return err
 		}
 	}
+	var err error
+	if ctr.Healthcheck, err = o.health.apply(f, ctr.GetHealthcheck()); err != nil {
+		return err
+	}
 	return o.resources.apply(f, s.Task)
 }
 
@@ -118,8 +130,9 @@ func setReplicas(s *api.ServiceSpec, n uint64) error {
 
 // modifyService reads a service, changes its spec and writes it back based
 // on the version read; if another writer got there in between, it reads
-// and changes it once more.
-func (c *cli) modifyService(ctx context.Context, ref string, change func(*api.ServiceSpec) error) (*api.Service, error) {
+// and changes it once more. complete, if given, adds to the request what
+// is no part of the spec (registry credentials).
+func (c *cli) modifyService(ctx context.Context, ref string, change func(*api.ServiceSpec) error, complete ...func(*api.UpdateServiceRequest) error) (*api.Service, error) {
 	cl, err := c.client()
 	if err != nil {
 		return nil, err
@@ -137,7 +150,13 @@ func (c *cli) modifyService(ctx context.Context, ref string, change func(*api.Se
 		if err := spec.ValidateServiceSpec(s); err != nil {
 			return nil, err
 		}
-		resp, err := cl.UpdateService(ctx, &api.UpdateServiceRequest{Service: svc.GetId(), ServiceVersion: svc.GetMeta().GetVersion(), Spec: s})
+		req := &api.UpdateServiceRequest{Service: svc.GetId(), ServiceVersion: svc.GetMeta().GetVersion(), Spec: s}
+		for _, f := range complete {
+			if err := f(req); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := cl.UpdateService(ctx, req)
 		if client.Code(err) == codes.FailedPrecondition && attempt == 0 {
 			continue
 		}

@@ -3,12 +3,17 @@ package manager
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	remoteserrors "github.com/containerd/containerd/v2/core/remotes/errors"
+	"github.com/distribution/reference"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,8 +43,9 @@ type clusterImages struct {
 	log    *slog.Logger
 	// loadWait bounds ImportImage's wait for the nodes.
 	loadWait time.Duration
-	// resolve asks the image's registry whether it knows ref.
-	resolve func(ctx context.Context, ref string) error
+	// resolve asks the image's registry whether it knows ref, with auth
+	// when not nil.
+	resolve func(ctx context.Context, ref string, auth *runtime.RegistryAuth) error
 	now     func() time.Time
 }
 
@@ -59,11 +65,24 @@ func newClusterImages(store *state.MemoryStore, archives *imagestore.Store, exec
 	}
 }
 
-func resolveInRegistry(ctx context.Context, ref string) error {
+func resolveInRegistry(ctx context.Context, ref string, auth *runtime.RegistryAuth) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	_, _, err := containerd.Resolver(nil).Resolve(ctx, ref)
+	_, _, err := containerd.Resolver(auth).Resolve(ctx, ref)
+	if registryRefused(err) {
+		return fmt.Errorf("%w: %w", apiserver.ErrRegistryUnauthorized, err)
+	}
 	return err
+}
+
+// registryRefused tells a registry's refusal (401, 403, or credentials it
+// did not accept) from other failures.
+func registryRefused(err error) bool {
+	var st remoteserrors.ErrUnexpectedStatus
+	if errors.As(err, &st) {
+		return st.StatusCode == http.StatusUnauthorized || st.StatusCode == http.StatusForbidden
+	}
+	return errors.Is(err, docker.ErrInvalidAuthorization)
 }
 
 func (c *clusterImages) NormalizeRef(ref string) (string, error) {
@@ -75,8 +94,8 @@ func (c *clusterImages) NormalizeRef(ref string) (string, error) {
 
 // CheckImage returns nil when a node holds ref, an imported archive names
 // it (nodes load it before they run tasks using it), or its registry
-// knows it.
-func (c *clusterImages) CheckImage(ctx context.Context, ref string) error {
+// knows it, asked with auth when it is for that registry.
+func (c *clusterImages) CheckImage(ctx context.Context, ref string, auth *api.RegistryAuth) error {
 	var known bool
 	c.store.View(func(tx state.ReadTx) { known = clusterKnows(tx, ref) })
 	if known {
@@ -87,10 +106,26 @@ func (c *clusterImages) CheckImage(ctx context.Context, ref string) error {
 			return nil // held here, though not reported yet
 		}
 	}
-	if err := c.resolve(ctx, ref); err != nil {
+	if err := c.resolve(ctx, ref, pullAuth(auth, ref)); err != nil {
+		if errors.Is(err, apiserver.ErrRegistryUnauthorized) {
+			return fmt.Errorf("not on any node, not imported, and %w", err)
+		}
 		return fmt.Errorf("not on any node, not imported, and its registry cannot be asked: %w", err)
 	}
 	return nil
+}
+
+// pullAuth returns auth's credentials when they are for ref's registry, as
+// nodes use them.
+func pullAuth(auth *api.RegistryAuth, ref string) *runtime.RegistryAuth {
+	if auth == nil {
+		return nil
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil || reference.Domain(named) != auth.GetServer() {
+		return nil
+	}
+	return &runtime.RegistryAuth{Username: auth.GetUsername(), Password: auth.GetPassword()}
 }
 
 func clusterKnows(tx state.ReadTx, ref string) bool {

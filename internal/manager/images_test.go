@@ -3,12 +3,17 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	remoteserrors "github.com/containerd/containerd/v2/core/remotes/errors"
+
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager/apiserver"
+	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -165,7 +170,7 @@ func TestMergeArchive(t *testing.T) {
 func TestCheckImage(t *testing.T) {
 	c := newImageCluster(t)
 	asked := 0
-	c.images.resolve = func(context.Context, string) error { asked++; return errors.New("no registry") }
+	c.images.resolve = func(context.Context, string, *runtime.RegistryAuth) error { asked++; return errors.New("no registry") }
 	c.update(func(tx state.Tx) error {
 		cl := tx.GetCluster()
 		cl.ImageArchives = []*api.ImageArchive{{Digest: "d1", Refs: []string{appImage}}}
@@ -175,14 +180,65 @@ func TestCheckImage(t *testing.T) {
 	})
 	c.execs["m1"].AddImage("docker.io/library/local:1")
 	for _, ref := range []string{appImage, "docker.io/library/held:1", "docker.io/library/local:1"} {
-		if err := c.images.CheckImage(context.Background(), ref); err != nil {
+		if err := c.images.CheckImage(context.Background(), ref, nil); err != nil {
 			t.Fatalf("CheckImage(%s) = %v", ref, err)
 		}
 	}
 	if asked != 0 {
 		t.Fatal("asked a registry about an image the cluster has")
 	}
-	if err := c.images.CheckImage(context.Background(), "docker.io/library/nowhere:1"); err == nil || asked != 1 {
+	if err := c.images.CheckImage(context.Background(), "docker.io/library/nowhere:1", nil); err == nil || asked != 1 {
 		t.Fatalf("CheckImage of an unknown image = %v after %d registry calls", err, asked)
+	}
+}
+
+func TestCheckImageAsksWithCredentialsForItsRegistry(t *testing.T) {
+	c := newImageCluster(t)
+	var got []*runtime.RegistryAuth
+	c.images.resolve = func(_ context.Context, _ string, auth *runtime.RegistryAuth) error {
+		got = append(got, auth)
+		return nil
+	}
+	const ref = "registry.example.com:5000/app:1"
+	cases := []struct {
+		name string
+		auth *api.RegistryAuth
+		want *runtime.RegistryAuth
+	}{
+		{"none", nil, nil},
+		{"for the image's registry", &api.RegistryAuth{Server: "registry.example.com:5000", Username: "u", Password: "p"}, &runtime.RegistryAuth{Username: "u", Password: "p"}},
+		{"for another registry", &api.RegistryAuth{Server: "docker.io", Username: "u", Password: "p"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			if err := c.images.CheckImage(context.Background(), ref, tc.auth); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || (got[0] == nil) != (tc.want == nil) || (got[0] != nil && *got[0] != *tc.want) {
+				t.Fatalf("the registry was asked with %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRegistryRefusalIsTold(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"401", remoteserrors.ErrUnexpectedStatus{Status: "401 Unauthorized", StatusCode: 401}, true},
+		{"403", fmt.Errorf("resolve: %w", remoteserrors.ErrUnexpectedStatus{Status: "403 Forbidden", StatusCode: 403}), true},
+		{"credentials refused", fmt.Errorf("pull access denied: %w", docker.ErrInvalidAuthorization), true},
+		{"500", remoteserrors.ErrUnexpectedStatus{Status: "500", StatusCode: 500}, false},
+		{"unreachable", errors.New("connection refused"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := registryRefused(tc.err); got != tc.want {
+				t.Fatalf("registryRefused(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }

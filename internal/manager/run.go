@@ -24,6 +24,7 @@ import (
 	"github.com/warren-project/warren/internal/manager/scheduler"
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/seal"
 	"github.com/warren-project/warren/internal/security/token"
 	"github.com/warren-project/warren/internal/state"
 	"github.com/warren-project/warren/internal/worker"
@@ -98,14 +99,21 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	if err != nil {
 		return err
 	}
+	// The data key seals registry credentials in the state; it stays in
+	// the data dir, out of the replicated state (see package seal).
+	sealer, err := seal.LoadOrCreate(filepath.Join(m.cfg.DataDir, "keys", "data.key"))
+	if err != nil {
+		return err
+	}
+	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
+		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
+		Archives: archives, ManagerNodeID: m.creds.NodeID, Sealer: sealer,
+	})
 	control := apiserver.New(apiserver.Config{
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
-		ManagerAddrs: m.managerAddrs, CA: m.creds.CA,
-	})
-	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
-		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
-		Archives: archives, ManagerNodeID: m.creds.NodeID,
+		ManagerAddrs: m.managerAddrs, CA: m.creds.CA, Sealer: sealer,
+		Logs: m.dispatcher,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)

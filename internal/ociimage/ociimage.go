@@ -48,6 +48,9 @@ type Config struct {
 	WorkingDir string
 	User       string
 	Labels     map[string]string
+	// Healthcheck, when set, is written as Docker's HEALTHCHECK ("Healthcheck"
+	// in the config), which the OCI types do not have.
+	Healthcheck *Healthcheck
 	// Created is written in the config and as the files' mtime; zero means
 	// the Unix epoch, so the same input always gives the same digests.
 	Created time.Time
@@ -110,7 +113,7 @@ func Build(w io.Writer, ref string, files []File, cfg Config) error {
 			CreatedBy: "warren ociimage.Build",
 		}},
 	}
-	configJSON, err := json.Marshal(img)
+	configJSON, err := marshalConfig(img, cfg.Healthcheck)
 	if err != nil {
 		return err
 	}
@@ -289,4 +292,34 @@ func tarMode(m os.FileMode, def int64) int64 {
 		perm |= 0o1000
 	}
 	return perm
+}
+
+// Healthcheck is Docker's HEALTHCHECK in an image config: Test is ["NONE"],
+// ["CMD", arg...] or ["CMD-SHELL", command]; durations are nanoseconds in
+// JSON, as Docker writes them.
+type Healthcheck struct {
+	Test          []string      `json:",omitempty"`
+	Interval      time.Duration `json:",omitempty"`
+	Timeout       time.Duration `json:",omitempty"`
+	StartPeriod   time.Duration `json:",omitempty"`
+	StartInterval time.Duration `json:",omitempty"`
+	Retries       int           `json:",omitempty"`
+}
+
+// marshalConfig encodes the image config, with Docker's Healthcheck inside
+// its "config" when there is one. Without one the encoding is plain OCI, so
+// the digests of images built before stay the same.
+func marshalConfig(img ocispec.Image, hc *Healthcheck) ([]byte, error) {
+	if hc == nil {
+		return json.Marshal(img)
+	}
+	type dockerConfig struct {
+		ocispec.ImageConfig
+		Healthcheck *Healthcheck `json:"Healthcheck,omitempty"`
+	}
+	// The outer Config field hides the embedded one of the same JSON name.
+	return json.Marshal(struct {
+		ocispec.Image
+		Config dockerConfig `json:"config"`
+	}{Image: img, Config: dockerConfig{ImageConfig: img.Config, Healthcheck: hc}})
 }

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -234,5 +236,41 @@ func TestBusyboxFilesRejectsDynamic(t *testing.T) {
 	}
 	if _, err := BusyboxFiles(dyn); err == nil || !strings.Contains(err.Error(), "dynamically linked") {
 		t.Fatalf("BusyboxFiles(%s) = %v, want a dynamically-linked error", dyn, err)
+	}
+}
+
+func TestBuildHealthcheck(t *testing.T) {
+	var buf bytes.Buffer
+	hc := &Healthcheck{Test: []string{"CMD-SHELL", "wget -q -O- localhost"}, Interval: 2 * time.Second, Retries: 4}
+	if err := Build(&buf, "busybox:hc", nil, Config{Cmd: []string{"sh"}, Healthcheck: hc}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := readTar(t, &buf)
+	var index ocispec.Index
+	if err := json.Unmarshal(out["index.json"], &index); err != nil {
+		t.Fatal(err)
+	}
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(blob(t, out, index.Manifests[0]), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	raw := blob(t, out, manifest.Config)
+	var doc struct {
+		Config struct {
+			Cmd         []string
+			Healthcheck map[string]any
+		} `json:"config"`
+		OS string `json:"os"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	h := doc.Config.Healthcheck
+	if doc.OS != "linux" || len(doc.Config.Cmd) != 1 || h["Interval"] != float64(2e9) || h["Retries"] != float64(4) ||
+		fmt.Sprint(h["Test"]) != "[CMD-SHELL wget -q -O- localhost]" {
+		t.Fatalf("config = %s", raw)
+	}
+	if strings.Count(string(raw), `"config"`) != 1 {
+		t.Fatalf("config written twice: %s", raw)
 	}
 }

@@ -28,9 +28,15 @@ type Spec struct {
 	MemoryBytes int64 // memory limit in bytes (0 = none)
 
 	// LogPath is an absolute file path; the container's stdout and stderr
-	// are appended to it by the shim, so logging survives a restart of the
+	// are appended to it as records (internal/logfile's format) by a
+	// logging process the shim runs, so logging survives a restart of the
 	// process that started the container. Empty discards the output.
 	LogPath string
+	// LogMaxSize and LogMaxFiles rotate the log: past LogMaxSize bytes,
+	// LogPath becomes LogPath.1 (and so on) and a new file starts; LogMaxFiles
+	// files are kept, LogPath included. 0 takes logfile's defaults.
+	LogMaxSize  int64
+	LogMaxFiles int
 }
 
 // State is the observed state of a container.
@@ -96,6 +102,30 @@ type Image struct {
 	Created time.Time
 }
 
+// ImageConfig is the part of an image's config the node uses beyond what
+// Create applies itself.
+type ImageConfig struct {
+	Healthcheck *Healthcheck // nil when the image declares none
+}
+
+// Healthcheck is an image's HEALTHCHECK: Docker's extension of the OCI image
+// config ("Healthcheck" in its "config"), with durations in nanoseconds as
+// Docker writes them; zero means "the default".
+type Healthcheck struct {
+	// Test is ["NONE"] (checks off), ["CMD", arg...] (run as is) or
+	// ["CMD-SHELL", command] (run by /bin/sh -c). Empty means none.
+	Test          []string      `json:",omitempty"`
+	Interval      time.Duration `json:",omitempty"`
+	Timeout       time.Duration `json:",omitempty"`
+	StartPeriod   time.Duration `json:",omitempty"`
+	StartInterval time.Duration `json:",omitempty"`
+	Retries       int           `json:",omitempty"`
+}
+
+// ExecOutputLimit bounds each output stream Exec returns: a probe's output
+// is for a person to glance at, and must not grow the agent's memory.
+const ExecOutputLimit = 4096
+
 // RegistryAuth holds registry credentials; a nil *RegistryAuth means anonymous.
 type RegistryAuth struct {
 	Username string
@@ -145,6 +175,18 @@ type Executor interface {
 	Inspect(ctx context.Context, id string) (Container, error)
 	// List returns the containers whose labels include all of labels.
 	List(ctx context.Context, labels map[string]string) ([]Container, error)
+
+	// ImageConfig returns what the node needs of a stored image's config
+	// (ErrNotFound if the image is absent).
+	ImageConfig(ctx context.Context, ref string) (ImageConfig, error)
+	// Exec runs cmd in the running container id, as its main process runs
+	// (user, environment, working directory), without a terminal or stdin,
+	// and returns its exit code and output: stdout then stderr, each cut at
+	// ExecOutputLimit bytes. After timeout (0: none) the command is killed
+	// and the error wraps context.DeadlineExceeded. An error means the
+	// command did not run to its end (code -1): ErrNotFound if the container
+	// does not run, a runtime error if cmd[0] cannot be executed.
+	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output []byte, err error)
 
 	Close() error
 }

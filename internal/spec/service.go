@@ -76,9 +76,11 @@ func validateContainer(c *api.ContainerSpec) error {
 		return err
 	}
 	if d := c.GetStopGracePeriod(); d != nil {
-		return validateDuration("task.container.stop_grace_period", "stop grace period", d)
+		if err := validateDuration("task.container.stop_grace_period", "stop grace period", d); err != nil {
+			return err
+		}
 	}
-	return nil
+	return validateHealthCheck(c.GetHealthcheck())
 }
 
 // ValidateImage checks that ref is a well-formed image reference.

@@ -78,6 +78,10 @@ func applyObject[T object](txn *memdb.Txn, table string, kind api.StoreAction_Ki
 	if err := checkName(txn, table, obj); err != nil {
 		return err
 	}
+	if t, ok := any(obj).(*api.Task); ok && t.GetRegistryAuth() != nil {
+		// Credentials travel only to the node running the task.
+		return fmt.Errorf("%w: task %s carries registry credentials, which are never stored", ErrInvalid, id)
+	}
 	if kind == api.StoreAction_KIND_UPDATE {
 		stored := raw.(T)
 		have := stored.GetMeta().GetVersion()

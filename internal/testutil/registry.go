@@ -8,12 +8,31 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
+
+// RegistryOption changes how StartRegistry runs the registry.
+type RegistryOption func(*registryOpts)
+
+type registryOpts struct {
+	user, password string
+}
+
+// WithHtpasswd makes the registry require HTTP basic auth as user with
+// password (an htpasswd file with a bcrypt entry, as the registry wants).
+func WithHtpasswd(user, password string) RegistryOption {
+	return func(o *registryOpts) { o.user, o.password = user, password }
+}
 
 // StartRegistry runs Debian's docker-registry on a free loopback port for
 // the test's life and returns its host:port.
-func StartRegistry(t testing.TB) string {
+func StartRegistry(t testing.TB, opts ...RegistryOption) string {
 	t.Helper()
+	var o registryOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("no docker-registry binary (Debian: apt-get install docker-registry)")
@@ -33,6 +52,9 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "data"), addr)
+	if o.user != "" {
+		cfg += htpasswdConfig(t, dir, o.user, o.password)
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -66,7 +88,14 @@ http:
 			t.Fatalf("registry exited:\n%s", data)
 		default:
 		}
-		resp, err := hc.Get("http://" + addr + "/v2/")
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.user != "" {
+			req.SetBasicAuth(o.user, o.password)
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			return false
 		}
@@ -74,4 +103,24 @@ http:
 		return resp.StatusCode == http.StatusOK
 	})
 	return addr
+}
+
+// htpasswdConfig writes an htpasswd file for user in dir and returns the
+// registry config that uses it.
+func htpasswdConfig(t testing.TB, dir, user, password string) string {
+	t.Helper()
+	// The least cost: the registry checks the hash on every request.
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(path, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`auth:
+  htpasswd:
+    realm: warren-test
+    path: %s
+`, path)
 }

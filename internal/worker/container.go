@@ -49,6 +49,8 @@ func containerSpec(t *api.Task, nodeID, image, logPath string) runtime.Spec {
 		NanoCPUs:    limits.GetNanoCpus(),
 		MemoryBytes: limits.GetMemoryBytes(),
 		LogPath:     logPath,
+		LogMaxSize:  c.GetLogMaxSize(),
+		LogMaxFiles: int(c.GetLogMaxFiles()),
 	}
 }
 

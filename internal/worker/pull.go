@@ -6,13 +6,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
+
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/runtime"
 )
 
 // obtain gets a missing image: from an imported archive when the node
 // knows one holding it (so a node that joined late loads the archive
-// before it runs the task, and no registry is asked), else by a pull.
-func (x *taskExec) obtain(ctx context.Context, ref string, progress func(string)) error {
+// before it runs the task, and no registry is asked), else by a pull with
+// auth (nil: anonymous).
+func (x *taskExec) obtain(ctx context.Context, ref string, auth *runtime.RegistryAuth, progress func(string)) error {
 	if x.archives != nil {
 		handled, err := x.archives.await(ctx, ref, progress)
 		if handled {
@@ -25,7 +29,7 @@ func (x *taskExec) obtain(ctx context.Context, ref string, progress func(string)
 			return nil
 		}
 	}
-	if err := x.pull(ctx, ref, progress); err != nil {
+	if err := x.pull(ctx, ref, auth, progress); err != nil {
 		return err
 	}
 	if x.imagesChanged != nil {
@@ -35,10 +39,10 @@ func (x *taskExec) obtain(ctx context.Context, ref string, progress func(string)
 }
 
 // pull pulls ref, passing progress on at most every progressEvery.
-func (x *taskExec) pull(ctx context.Context, ref string, progress func(string)) error {
+func (x *taskExec) pull(ctx context.Context, ref string, auth *runtime.RegistryAuth, progress func(string)) error {
 	var mu sync.Mutex
 	var last time.Time
-	return x.rt.PullImage(ctx, ref, nil, func(p runtime.PullProgress) {
+	return x.rt.PullImage(ctx, ref, auth, func(p runtime.PullProgress) {
 		mu.Lock()
 		defer mu.Unlock()
 		if now := x.now(); progress != nil && (last.IsZero() || now.Sub(last) >= x.progressEvery) {
@@ -54,4 +58,20 @@ func formatProgress(p runtime.PullProgress) string {
 		return fmt.Sprintf("pulling %s: %s", p.Ref, p.Status)
 	}
 	return fmt.Sprintf("pulling %s: %.1f of %.1f MiB", p.Ref, float64(p.Done)/mib, float64(p.Total)/mib)
+}
+
+// pullAuth returns the registry credentials task t came with, when they are
+// for the registry of ref (its normalized image): credentials for another
+// registry are never offered to this one. They live in memory only, with
+// the task: never written to disk, never logged.
+func pullAuth(t *api.Task, ref string) *runtime.RegistryAuth {
+	auth := t.GetRegistryAuth()
+	if auth == nil {
+		return nil
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil || reference.Domain(named) != auth.GetServer() {
+		return nil
+	}
+	return &runtime.RegistryAuth{Username: auth.GetUsername(), Password: auth.GetPassword()}
 }

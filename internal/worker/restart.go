@@ -27,35 +27,50 @@ type runState struct {
 	startedAt time.Time   // when the current container process started
 	restarts  []time.Time // restarts by this agent, for max_attempts within a window
 	backoff   int         // restarts since the container last ran long enough
+
+	check      *healthCheck // the task's health check; nil for none
+	checkKnown bool         // check was resolved (the image read)
+	health     *healthRun   // health of the current run; nil until watched
 }
 
 // afterExit decides what follows the exit of a task's container: a restart
 // in place (the next status is a new STARTING round, to be started after
 // the returned delay) or the end (COMPLETE or FAILED). It records the
-// restart in rs.
-func afterExit(t *api.Task, st *api.TaskStatus, exit runtime.Exit, rs *runState, now time.Time, cfg restartConfig) (*api.TaskStatus, time.Duration) {
+// restart in rs. cause, when set, is why the agent ended the container
+// (an unhealthy verdict): the exit is then a failure whatever its code.
+func afterExit(t *api.Task, st *api.TaskStatus, exit runtime.Exit, rs *runState, now time.Time, cfg restartConfig, cause string) (*api.TaskStatus, time.Duration) {
 	p := t.GetSpec().GetRestart()
 	last := exitInfo(exit.Code, exit.At)
-	if !wantsRestart(p, exit.Code) {
-		return finished(st, last, now, ""), 0
+	if cause != "" {
+		last.Reason = cause
+	}
+	failure := exit.Code != 0 || cause != ""
+	if !wantsRestart(p, failure) {
+		return finished(st, last, now, cause, ""), 0
 	}
 	if limit := p.GetMaxAttempts(); limit > 0 && attemptsUsed(p, st, rs, now) >= limit {
-		return finished(st, last, now, fmt.Sprintf("; restart limit of %d reached", limit)), 0
+		return finished(st, last, now, cause, fmt.Sprintf("; restart limit of %d reached", limit)), 0
 	}
 	delay := rs.nextDelay(p, exit, cfg)
 	rs.restarts = append(rs.restarts, now)
 	attempt := st.GetRestartCount() + 1
-	next := advance(st, api.TaskState_TASK_STATE_STARTING, fmt.Sprintf("restarting after %s; attempt %d", exitSummary(exit.Code), attempt), now)
+	why := exitSummary(exit.Code)
+	if cause != "" {
+		why = cause
+	}
+	next := advance(st, api.TaskState_TASK_STATE_STARTING, fmt.Sprintf("restarting after %s; attempt %d", why, attempt), now)
 	next.RestartCount, next.LastExit, next.Pid = attempt, last, 0
 	return next, delay
 }
 
-func wantsRestart(p *api.RestartPolicy, code int) bool {
+// wantsRestart applies the policy's condition to an exit that was, or was
+// not, a failure.
+func wantsRestart(p *api.RestartPolicy, failure bool) bool {
 	switch p.GetCondition() {
 	case api.RestartPolicy_CONDITION_NONE:
 		return false
 	case api.RestartPolicy_CONDITION_ON_FAILURE:
-		return code != 0
+		return failure
 	default: // CONDITION_ANY, also when there is no policy
 		return true
 	}
@@ -101,20 +116,25 @@ func (rs *runState) nextDelay(p *api.RestartPolicy, exit runtime.Exit, cfg resta
 	return min(d, limit)
 }
 
-// finished is the end of a task whose container will not run again.
-func finished(st *api.TaskStatus, last *api.ExitInfo, now time.Time, why string) *api.TaskStatus {
+// finished is the end of a task whose container will not run again. cause
+// is why the agent ended it, if it did; why is appended to the message.
+func finished(st *api.TaskStatus, last *api.ExitInfo, now time.Time, cause, why string) *api.TaskStatus {
 	code := int(last.GetExitCode())
-	if code == 0 {
-		next := advance(st, api.TaskState_TASK_STATE_COMPLETE, "exited with code 0"+why, now)
-		next.LastExit, next.Pid = last, 0
-		return next
+	var next *api.TaskStatus
+	switch {
+	case cause != "":
+		next = advance(st, api.TaskState_TASK_STATE_FAILED, cause+why, now)
+		next.Err = cause
+	case code == 0:
+		next = advance(st, api.TaskState_TASK_STATE_COMPLETE, "exited with code 0"+why, now)
+	default:
+		next = advance(st, api.TaskState_TASK_STATE_FAILED, "container "+last.GetReason()+why, now)
+		next.Err = fmt.Sprintf("container exited with code %d%s", code, signalNote(code))
+		if code == exitGone {
+			next.Err = "the container disappeared"
+		}
 	}
-	next := advance(st, api.TaskState_TASK_STATE_FAILED, "container "+last.GetReason()+why, now)
 	next.LastExit, next.Pid = last, 0
-	next.Err = fmt.Sprintf("container exited with code %d", code)
-	if code == exitGone {
-		next.Err = "the container disappeared"
-	}
 	return next
 }
 
@@ -137,15 +157,21 @@ func exitReason(code int) string {
 
 // exitSummary is the short form used in a restart message.
 func exitSummary(code int) string {
-	switch code {
-	case 137:
-		return "exit code 137 (killed)"
-	case 143:
-		return "exit code 143 (terminated)"
-	case exitGone:
+	if code == exitGone {
 		return "the container disappeared"
 	}
-	return fmt.Sprintf("exit code %d", code)
+	return fmt.Sprintf("exit code %d%s", code, signalNote(code))
+}
+
+// signalNote names the usual signals behind an exit code.
+func signalNote(code int) string {
+	switch code {
+	case 137:
+		return " (killed)"
+	case 143:
+		return " (terminated)"
+	}
+	return ""
 }
 
 // advance returns a copy of st in state s with a new message and time;

@@ -76,6 +76,10 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 			a.images.want(load)
 			continue
 		}
+		if req := msg.GetLogRequest(); req != nil {
+			a.serveLogRequest(stream.Context(), req)
+			continue
+		}
 		asg := msg.GetAssignments()
 		if asg == nil {
 			continue

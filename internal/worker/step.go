@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/logfile"
 	"github.com/warren-project/warren/internal/runtime"
 )
 
@@ -26,10 +27,12 @@ const (
 )
 
 // decide is the agent's state machine: from the task (its desired state),
-// its status and its container (nil when there is none) it returns the
-// next action and the status to report once the action succeeds. It is a
-// pure function; observed state only moves forward from st.
-func decide(t *api.Task, st *api.TaskStatus, c *runtime.Container, now time.Time) (action, *api.TaskStatus) {
+// its status, its container (nil when there is none) and whether it has a
+// health check, it returns the next action and the status to report once
+// the action succeeds. It is a pure function; observed state only moves
+// forward from st. A task with a check stays STARTING (its health
+// STARTING) from the start of its container until the first healthy probe.
+func decide(t *api.Task, st *api.TaskStatus, c *runtime.Container, checked bool, now time.Time) (action, *api.TaskStatus) {
 	state := st.GetState()
 	switch {
 	case t.GetDesiredState() == api.TaskState_TASK_STATE_REMOVE && state >= api.TaskState_TASK_STATE_COMPLETE && state < api.TaskState_TASK_STATE_REMOVE:
@@ -40,8 +43,11 @@ func decide(t *api.Task, st *api.TaskStatus, c *runtime.Container, now time.Time
 		return actIdle, nil
 	case t.GetDesiredState() > api.TaskState_TASK_STATE_RUNNING:
 		return actStop, advance(st, api.TaskState_TASK_STATE_SHUTDOWN, "stopped by manager", now)
+	case checked && state == api.TaskState_TASK_STATE_STARTING && healthStarted(st):
+		// Started: waiting for a healthy probe, or the exit.
+		return actWait, nil
 	case c != nil && c.State == runtime.StateRunning && state < api.TaskState_TASK_STATE_RUNNING:
-		next := advance(st, api.TaskState_TASK_STATE_RUNNING, "adopted the running container", now)
+		next := started(st, checked, "adopted the running container", now)
 		next.ContainerId, next.Pid = c.ID, c.Pid
 		return actAdopt, next
 	case state < api.TaskState_TASK_STATE_ACCEPTED:
@@ -53,9 +59,26 @@ func decide(t *api.Task, st *api.TaskStatus, c *runtime.Container, now time.Time
 	case state < api.TaskState_TASK_STATE_STARTING:
 		return actReport, advance(st, api.TaskState_TASK_STATE_STARTING, "starting", now)
 	case state < api.TaskState_TASK_STATE_RUNNING:
-		return actStart, advance(st, api.TaskState_TASK_STATE_RUNNING, "started", now)
+		return actStart, started(st, checked, "started", now)
 	}
 	return actWait, nil
+}
+
+// started is the status of a task whose container runs: RUNNING, or with a
+// health check STARTING until the check passes.
+func started(st *api.TaskStatus, checked bool, msg string, now time.Time) *api.TaskStatus {
+	if !checked {
+		return advance(st, api.TaskState_TASK_STATE_RUNNING, msg, now)
+	}
+	next := advance(st, api.TaskState_TASK_STATE_STARTING, msg+"; waiting for the health check", now)
+	next.Health = &api.Health{State: healthStarting}
+	return next
+}
+
+// healthStarted tells a STARTING task whose container was started (its
+// health is set) from one about to start (a restart round has none).
+func healthStarted(st *api.TaskStatus) bool {
+	return st.GetHealth().GetState() != healthNone
 }
 
 // stepResult is the outcome of one step.
@@ -79,6 +102,9 @@ type taskExec struct {
 	archives archiveWaiter
 	// imagesChanged, if set, is told when a pull added an image.
 	imagesChanged func(ctx context.Context)
+	// taskAddr, if set, is the address health probes reach a task's
+	// container at; by default the host's loopback (host networking).
+	taskAddr func(*api.Task) string
 }
 
 // archiveWaiter waits for the load of an imported image archive (the
@@ -96,18 +122,25 @@ func (x *taskExec) step(ctx context.Context, t *api.Task, st *api.TaskStatus, rs
 	if err != nil {
 		return stepResult{}, err
 	}
-	act, next := decide(t, st, c, x.now())
+	hc, err := x.healthCheck(ctx, t, st, c, rs)
+	if err != nil {
+		return stepResult{}, err
+	}
+	act, next := decide(t, st, c, hc != nil, x.now())
 	switch act {
 	case actIdle:
 		return stepResult{idle: true}, nil
 	case actAdopt:
-		rs.startedAt = c.StartedAt
+		rs.startedAt, rs.health = c.StartedAt, nil
 		return stepResult{status: next}, nil
 	case actPrepare:
 		return x.prepare(ctx, t, st, next, report)
 	case actStart:
 		return x.start(ctx, t, next, rs)
 	case actWait:
+		if hc != nil {
+			return x.watch(ctx, t, st, c, rs, hc)
+		}
 		return x.wait(ctx, t, st, rs)
 	case actStop:
 		return x.stop(ctx, t, next)
@@ -162,7 +195,7 @@ func (x *taskExec) ensureContainer(ctx context.Context, t *api.Task, progress fu
 		return fmt.Errorf("look up image %s: %w", ref, err)
 	}
 	if !has {
-		if err := x.obtain(ctx, ref, progress); err != nil {
+		if err := x.obtain(ctx, ref, pullAuth(t, ref), progress); err != nil {
 			return fmt.Errorf("image %s not found: %w", image, err)
 		}
 	}
@@ -193,7 +226,7 @@ func (x *taskExec) start(ctx context.Context, t *api.Task, next *api.TaskStatus,
 		// It started; the next step finds it running and adopts it.
 		return stepResult{}, fmt.Errorf("inspect started container %s: %w", t.GetId(), err)
 	}
-	rs.startedAt = c.StartedAt
+	rs.startedAt, rs.health = c.StartedAt, nil
 	next.ContainerId, next.Pid = c.ID, c.Pid
 	return stepResult{status: next}, nil
 }
@@ -204,8 +237,7 @@ func (x *taskExec) wait(ctx context.Context, t *api.Task, st *api.TaskStatus, rs
 	if err != nil {
 		return stepResult{}, err
 	}
-	next, delay := afterExit(t, st, exit, rs, x.now(), x.restart)
-	return stepResult{status: next, delay: delay}, nil
+	return x.exited(t, st, rs, exit), nil
 }
 
 func (x *taskExec) waitExit(ctx context.Context, id string) (runtime.Exit, error) {
@@ -216,20 +248,31 @@ func (x *taskExec) waitExit(ctx context.Context, id string) (runtime.Exit, error
 	if err != nil {
 		return runtime.Exit{}, fmt.Errorf("wait for container %s: %w", id, err)
 	}
+	return receiveExit(ctx, id, ch)
+}
+
+// receiveExit receives the exit of container id from ch, a Wait channel.
+func receiveExit(ctx context.Context, id string, ch <-chan runtime.Exit) (runtime.Exit, error) {
 	select {
 	case exit, ok := <-ch:
-		switch {
-		case ctx.Err() != nil:
-			return runtime.Exit{}, ctx.Err()
-		case !ok:
-			return runtime.Exit{}, fmt.Errorf("wait for container %s: no exit reported", id)
-		case exit.Err != nil:
-			return runtime.Exit{}, fmt.Errorf("wait for container %s: %w", id, exit.Err)
-		}
-		return exit, nil
+		return checkExit(ctx, id, exit, ok)
 	case <-ctx.Done():
 		return runtime.Exit{}, ctx.Err()
 	}
+}
+
+// checkExit tells a real exit from a wait that ended without one (ok is
+// false when the channel was closed).
+func checkExit(ctx context.Context, id string, exit runtime.Exit, ok bool) (runtime.Exit, error) {
+	switch {
+	case ctx.Err() != nil:
+		return runtime.Exit{}, ctx.Err()
+	case !ok:
+		return runtime.Exit{}, fmt.Errorf("wait for container %s: no exit reported", id)
+	case exit.Err != nil:
+		return runtime.Exit{}, fmt.Errorf("wait for container %s: %w", id, exit.Err)
+	}
+	return exit, nil
 }
 
 // stop stops the container, keeping it (and its log) until the task is
@@ -254,7 +297,7 @@ func (x *taskExec) destroy(ctx context.Context, id string, grace time.Duration) 
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	if p := logPath(x.logDir, id); p != "" {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := logfile.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("delete log of task %s: %w", id, err)
 		}
 	}

@@ -78,7 +78,7 @@ func TestDecide(t *testing.T) {
 			task := testTask("t1")
 			task.DesiredState = c.desired
 			st := &api.TaskStatus{State: c.state, RestartCount: 2}
-			act, next := decide(task, st, c.container, now)
+			act, next := decide(task, st, c.container, false, now)
 			if act != c.act || next.GetState() != c.next {
 				t.Fatalf("decide = (%v, %v), want (%v, %v)", act, next.GetState(), c.act, c.next)
 			}

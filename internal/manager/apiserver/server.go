@@ -17,6 +17,7 @@ import (
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/raftnode"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/seal"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -25,8 +26,10 @@ type Images interface {
 	// NormalizeRef returns the full form of ref, or why it is invalid.
 	NormalizeRef(ref string) (string, error)
 	// CheckImage returns nil when a task using ref can start: the image is
-	// on a node or its registry knows it. The error says which and why.
-	CheckImage(ctx context.Context, ref string) error
+	// on a node or its registry knows it, asked with auth when not nil. The
+	// error says which and why, and wraps ErrRegistryUnauthorized when the
+	// registry refused access.
+	CheckImage(ctx context.Context, ref string, auth *api.RegistryAuth) error
 	ImportImage(ctx context.Context, r io.Reader, nodeIDs []string) ([]*api.Image, error)
 	ListImages(ctx context.Context) ([]*api.Image, error)
 }
@@ -47,6 +50,12 @@ type Config struct {
 	ManagerAddrs func() []string
 	// CA signs admin certificates; nil on a manager without the root key.
 	CA *ca.CA
+	// Sealer seals services' registry credentials with the cluster's data
+	// key; nil refuses credentials.
+	Sealer *seal.Sealer
+	// Logs reaches the nodes for their tasks' logs: the dispatcher. nil
+	// makes Logs Unavailable.
+	Logs LogSource
 }
 
 // Server implements api.ControlServer.

@@ -21,7 +21,7 @@ import (
 type fakeImages struct{ known map[string]bool }
 
 func (f fakeImages) NormalizeRef(ref string) (string, error) { return runtime.NormalizeRef(ref) }
-func (f fakeImages) CheckImage(_ context.Context, ref string) error {
+func (f fakeImages) CheckImage(_ context.Context, ref string, _ *api.RegistryAuth) error {
 	if f.known[ref] {
 		return nil
 	}

@@ -13,31 +13,45 @@ import (
 	"github.com/warren-project/warren/internal/state"
 )
 
-// CreateService validates the spec, checks that its image can be had, and
-// stores the service; the orchestrator makes its tasks.
+// CreateService validates the spec, checks that its image can be had (with
+// the request's registry credentials, if any), and stores the service with
+// its credentials sealed; the orchestrator makes its tasks.
 func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
 	sp := req.GetSpec()
 	if sp == nil {
 		return nil, toStatus(invalid("no service spec given"))
 	}
 	sp = proto.Clone(sp).(*api.ServiceSpec)
-	if err := s.prepareSpec(ctx, sp, ""); err != nil {
+	if err := s.prepareSpec(sp); err != nil {
 		return nil, toStatus(err)
 	}
 	svc := &api.Service{Id: ids.New(), Meta: &api.Meta{}, Spec: sp, SpecVersion: 1}
+	ref := sp.GetTask().GetContainer().GetImage()
+	var auth *api.RegistryAuth
+	if req.GetRegistryAuth() != nil {
+		var err error
+		if auth, err = checkRegistryAuth(req.GetRegistryAuth(), ref); err != nil {
+			return nil, toStatus(err)
+		}
+		if svc.SealedRegistryAuth, err = s.sealRegistryAuth(auth, svc.Id); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	if err := s.checkImage(ctx, ref, auth); err != nil {
+		return nil, toStatus(err)
+	}
 	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Create(svc) })
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("cannot create service %q: %w", sp.GetName(), err))
 	}
 	var created *api.Service
 	s.cfg.Store.View(func(tx state.ReadTx) { created = tx.GetService(svc.Id) })
-	s.log.Info("service created", "service.id", svc.Id, "service.name", sp.GetName())
-	return &api.CreateServiceResponse{Service: created}, nil
+	s.log.Info("service created", "service.id", svc.Id, "service.name", sp.GetName(), "registry_auth", auth != nil)
+	return &api.CreateServiceResponse{Service: withoutSecrets(created)}, nil
 }
 
-// prepareSpec fills defaults, validates, and resolves the image reference.
-// oldImage is the image already in use, which needs no new check.
-func (s *Server) prepareSpec(ctx context.Context, sp *api.ServiceSpec, oldImage string) error {
+// prepareSpec fills defaults, validates, and normalizes the image reference.
+func (s *Server) prepareSpec(sp *api.ServiceSpec) error {
 	withDefaults(sp)
 	if err := spec.ValidateServiceSpec(sp); err != nil {
 		return invalidArgument{err}
@@ -51,12 +65,6 @@ func (s *Server) prepareSpec(ctx context.Context, sp *api.ServiceSpec, oldImage 
 		return invalidArgument{err}
 	}
 	c.Image = ref
-	if ref == oldImage {
-		return nil
-	}
-	if err := s.cfg.Images.CheckImage(ctx, ref); err != nil {
-		return invalid("image %s cannot be used: %v. Import it with \"warren image import FILE\", or check the name and the registry", ref, err)
-	}
 	return nil
 }
 
@@ -84,7 +92,7 @@ func (s *Server) GetService(_ context.Context, req *api.GetServiceRequest) (*api
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &api.GetServiceResponse{Service: svc}, nil
+	return &api.GetServiceResponse{Service: withoutSecrets(svc)}, nil
 }
 
 // ListServices lists services with their running and desired task counts.
@@ -99,7 +107,7 @@ func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (
 			if len(names) > 0 && !names[svc.GetSpec().GetName()] {
 				continue
 			}
-			resp.Services = append(resp.Services, svc)
+			resp.Services = append(resp.Services, withoutSecrets(svc))
 			var running, desired uint64
 			for _, t := range tx.ListTasks(state.ByService(svc.GetId())) {
 				if t.GetDesiredState() != api.TaskState_TASK_STATE_RUNNING {
@@ -122,7 +130,8 @@ func (s *Server) ListServices(_ context.Context, req *api.ListServicesRequest) (
 
 // UpdateService replaces a service's spec. A change of the task template
 // makes a new spec version, which the orchestrator rolls out; a change of
-// replicas alone does not.
+// replicas alone does not. registry_auth replaces the service's registry
+// credentials, clear_registry_auth removes them, and neither keeps them.
 func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.UpdateServiceResponse, error) {
 	var cur *api.Service
 	var err error
@@ -144,21 +153,34 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 	if (sp.GetGlobal() != nil) != (cur.GetSpec().GetGlobal() != nil) {
 		return nil, toStatus(invalid("a service's mode (replicated or global) cannot change: create a new service instead"))
 	}
-	if err := s.prepareSpec(ctx, sp, cur.GetSpec().GetTask().GetContainer().GetImage()); err != nil {
+	if err := s.prepareSpec(sp); err != nil {
 		return nil, toStatus(err)
+	}
+	ref := sp.GetTask().GetContainer().GetImage()
+	sealed, auth, err := s.nextRegistryAuth(req, cur, ref)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	// The image in use needs no new check, unless the credentials changed.
+	if ref != cur.GetSpec().GetTask().GetContainer().GetImage() || req.GetRegistryAuth() != nil {
+		if err := s.checkImage(ctx, ref, auth); err != nil {
+			return nil, toStatus(err)
+		}
 	}
 	next := proto.Clone(cur).(*api.Service)
 	if !proto.Equal(sp.GetTask(), cur.GetSpec().GetTask()) {
 		next.SpecVersion++
 		next.PreviousSpec = cur.GetSpec()
 	}
-	next.Spec = sp
+	// Credentials are no part of the spec: a change makes no rollout. The
+	// dispatcher sends the new ones with the tasks that have yet to pull.
+	next.Spec, next.SealedRegistryAuth = sp, sealed
 	err = s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Update(next) })
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	s.cfg.Store.View(func(tx state.ReadTx) { next = tx.GetService(cur.GetId()) })
-	return &api.UpdateServiceResponse{Service: next}, nil
+	return &api.UpdateServiceResponse{Service: withoutSecrets(next)}, nil
 }
 
 // RemoveService deletes a service and marks its tasks for removal in one

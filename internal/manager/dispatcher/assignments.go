@@ -131,9 +131,12 @@ func (a *assignmentSet) flush() *api.Assignments {
 	return msg
 }
 
+// withoutStatus is what decides whether the node must be told of a task
+// again: not its status, meta or credentials (the store never holds
+// credentials; a change of them is sent by refreshCredentials).
 func withoutStatus(t *api.Task) *api.Task {
 	c := proto.Clone(t).(*api.Task)
-	c.Status, c.Meta = nil, nil
+	c.Status, c.Meta, c.RegistryAuth = nil, nil, nil
 	return c
 }
 
@@ -153,7 +156,7 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 	imgs := newImageSet(nodeID)
 	var tasks []*api.Task
 	var loads []*api.ImageArchive
-	concerns := func(ev state.Event) bool { return set.concerns(ev) || imgs.concerns(ev) }
+	concerns := func(ev state.Event) bool { return set.concerns(ev) || imgs.concerns(ev) || credentialsChanged(ev) }
 	sub := d.store.ViewAndWatch(concerns, func(tx state.ReadTx) {
 		tasks, loads = nodeTasks(tx, nodeID), imgs.start(tx)
 	})
@@ -161,7 +164,7 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 	if err := sendLoads(send, loads); err != nil {
 		return fmt.Errorf("send image loads to node %s: %w", nodeID, err)
 	}
-	if err := send(assignmentsMessage(set.complete(tasks))); err != nil {
+	if err := send(d.withCredentials(nodeID, set.complete(tasks))); err != nil {
 		return fmt.Errorf("send assignments to node %s: %w", nodeID, err)
 	}
 	b := newBatcher(d.cfg.BatchQuiet, d.cfg.BatchMaxDelay)
@@ -177,11 +180,18 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 			switch {
 			case ev.Kind == state.EventRestore:
 				d.store.View(func(tx state.ReadTx) {
-					set.resync(nodeTasks(tx, nodeID))
+					tasks := nodeTasks(tx, nodeID)
+					set.resync(tasks)
+					set.refreshCredentials(tasks) // they may have changed too
 					loads = imgs.resync(tx)
 				})
 			case imgs.concerns(ev):
 				loads = imgs.observe(ev)
+			case credentialsChanged(ev):
+				loads = nil
+				d.store.View(func(tx state.ReadTx) {
+					set.refreshCredentials(tx.ListTasks(state.ByService(ev.Object.(*api.Service).GetId())))
+				})
 			default:
 				loads = nil
 				set.observe(ev)
@@ -197,7 +207,7 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 		}
 		b.reset()
 		if msg := set.flush(); msg != nil {
-			if err := send(assignmentsMessage(msg)); err != nil {
+			if err := send(d.withCredentials(nodeID, msg)); err != nil {
 				return fmt.Errorf("send assignments to node %s: %w", nodeID, err)
 			}
 		}

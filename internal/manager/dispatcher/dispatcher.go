@@ -5,6 +5,8 @@
 // writes to the store in batches. Imported image archives reach the nodes
 // the same way: the session tells a node which to load, and the node
 // fetches them with Dispatcher.FetchImage and reports the images it holds.
+// A task goes out with its service's registry credentials, opened as it is
+// sent and only to its own node; the store never holds them in the clear.
 //
 // Heartbeats live in memory only: a node costs no Raft write while it is
 // healthy. A node that stays silent for NodeDownAfter is marked DOWN.
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/security/seal"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -55,6 +58,11 @@ type Config struct {
 	// ManagerNodeID is this manager's node ID: FetchImage serves the
 	// archives whose holder it names.
 	ManagerNodeID string
+
+	// Sealer opens services' sealed registry credentials, which go with
+	// their tasks to the node running them, and nowhere else. nil sends no
+	// credentials.
+	Sealer *seal.Sealer
 }
 
 // DefaultConfig returns the production settings.
@@ -103,6 +111,7 @@ type Dispatcher struct {
 	cfg       Config
 	log       *slog.Logger
 	nodeLocks keyedMutex
+	logs      *logBroker
 
 	mu       sync.Mutex
 	cur      *term // the current run; nil when not running
@@ -136,6 +145,7 @@ func New(store *state.MemoryStore, cfg Config) *Dispatcher {
 		cfg:      cfg,
 		log:      cfg.Logger.With("module", "dispatcher"),
 		sessions: map[string]*session{},
+		logs:     newLogBroker(),
 	}
 }
 

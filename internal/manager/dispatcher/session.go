@@ -25,6 +25,7 @@ type session struct {
 	nodeID string
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	out    sender // the stream's sends: assignments, log requests
 }
 
 // Session serves one node's stream. It returns:
@@ -69,8 +70,10 @@ func (d *Dispatcher) Session(stream api.Dispatcher_SessionServer) error {
 	// returns: the receiver goroutine therefore outlives the handler a little,
 	// and only ever touches state that checks the session is still current.
 	go d.receive(s, stream, log)
-	err = d.sendAssignments(s.ctx, nodeID, stream.Send)
+	s.out.start(stream.Send)
+	err = d.sendAssignments(s.ctx, nodeID, s.out.sendMsg)
 	s.cancel(err)
+	s.out.stop() // no send may follow the handler's return
 	return d.sessionEnd(s, log)
 }
 

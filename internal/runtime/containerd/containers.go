@@ -3,7 +3,7 @@ package containerd
 import (
 	"context"
 	"fmt"
-	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
@@ -74,9 +73,7 @@ func (e *Executor) Create(ctx context.Context, spec runtime.Spec) error {
 			labels[k] = v
 		}
 	}
-	if spec.LogPath != "" {
-		labels[labelLogPath] = spec.LogPath
-	}
+	maps.Copy(labels, logLabels(spec))
 	_, err = e.client.NewContainer(ctx, spec.ID,
 		client.WithImage(img),
 		client.WithSnapshotter(e.cfg.Snapshotter),
@@ -147,12 +144,9 @@ func (e *Executor) Start(ctx context.Context, id string) error {
 		}
 	}
 
-	ioc := cio.NullIO
-	if p := info.Labels[labelLogPath]; p != "" {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("container %s: log directory: %w", id, err)
-		}
-		ioc = cio.LogFile(p)
+	ioc, err := e.logIO(id, info.Labels)
+	if err != nil {
+		return err
 	}
 	t, err := c.NewTask(ctx, ioc)
 	if err != nil {

@@ -217,17 +217,18 @@ func waitExit(t *testing.T, ch <-chan runtime.Exit, timeout time.Duration) runti
 	}
 }
 
-// waitLog polls a log file until it contains want, and returns its content.
+// waitLog polls a container's log until its output contains want, and
+// returns the output (both streams, as logText gives it).
 func waitLog(t *testing.T, path, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		data, _ := os.ReadFile(path)
-		if bytes.Contains(data, []byte(want)) {
-			return string(data)
+		got := logText(t, path)
+		if strings.Contains(got, want) {
+			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("log %s has no %q after 10s; it has:\n%s", path, want, data)
+			t.Fatalf("log %s has no %q after 10s; it has:\n%s", path, want, got)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -31,6 +31,10 @@ type Config struct {
 	Runtime     string        // shim; default "io.containerd.runc.v2"
 	DialTimeout time.Duration // how long New waits for containerd to answer; default 10s
 	Logger      *slog.Logger  // default slog.Default()
+	// LogDriver is the absolute path of the program the shims run to write
+	// container logs: the warren binary (`warren log-driver`). Default:
+	// this program.
+	LogDriver string
 }
 
 // DefaultConfig returns the configuration for the system containerd.
@@ -80,6 +84,13 @@ var _ runtime.Executor = (*Executor)(nil)
 // within cfg.DialTimeout.
 func New(ctx context.Context, cfg Config) (*Executor, error) {
 	cfg = cfg.withDefaults()
+	if cfg.LogDriver == "" {
+		exe, err := defaultLogDriver()
+		if err != nil {
+			return nil, err
+		}
+		cfg.LogDriver = exe
+	}
 	c, err := client.New(cfg.Address,
 		client.WithDefaultNamespace(cfg.Namespace),
 		client.WithDefaultRuntime(cfg.Runtime),

@@ -32,6 +32,11 @@ type Executor struct {
 	containers map[string]*container
 	nextPid    uint32
 	closed     bool
+
+	// Set through SetExec and SetImageHealthcheck (exec.go).
+	exec         ExecFunc
+	execs        map[string][][]string
+	healthchecks map[string]*runtime.Healthcheck
 }
 
 type container struct {
