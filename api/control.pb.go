@@ -738,6 +738,375 @@ func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
 	return nil
 }
 
+type ExecInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecInput_Start
+	//	*ExecInput_Stdin
+	//	*ExecInput_StdinClosed
+	//	*ExecInput_Resize
+	Msg           isExecInput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInput) Reset() {
+	*x = ExecInput{}
+	mi := &file_warren_v1_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInput) ProtoMessage() {}
+
+func (x *ExecInput) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
+func (*ExecInput) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExecInput) GetMsg() isExecInput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStart() *ExecStart {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStdinClosed() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_StdinClosed); ok {
+			return x.StdinClosed
+		}
+	}
+	return false
+}
+
+func (x *ExecInput) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+type isExecInput_Msg interface {
+	isExecInput_Msg()
+}
+
+type ExecInput_Start struct {
+	Start *ExecStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ExecInput_Stdin struct {
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type ExecInput_StdinClosed struct {
+	// stdin_closed says the caller's stdin ended.
+	StdinClosed bool `protobuf:"varint,3,opt,name=stdin_closed,json=stdinClosed,proto3,oneof"`
+}
+
+type ExecInput_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3,oneof"`
+}
+
+func (*ExecInput_Start) isExecInput_Msg() {}
+
+func (*ExecInput_Stdin) isExecInput_Msg() {}
+
+func (*ExecInput_StdinClosed) isExecInput_Msg() {}
+
+func (*ExecInput_Resize) isExecInput_Msg() {}
+
+type ExecStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task is a task ID or prefix, or a service name (a running task of it is chosen).
+	Task    string   `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Command []string `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	Tty     bool     `protobuf:"varint,3,opt,name=tty,proto3" json:"tty,omitempty"`
+	// stdin says the caller sends input.
+	Stdin         bool          `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Size          *TerminalSize `protobuf:"bytes,5,opt,name=size,proto3" json:"size,omitempty"`
+	Env           []string      `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_warren_v1_control_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExecStart) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+func (x *ExecStart) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_warren_v1_control_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type ExecOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecOutput_StartedTaskId
+	//	*ExecOutput_Stdout
+	//	*ExecOutput_Stderr
+	//	*ExecOutput_ExitCode
+	Msg           isExecOutput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOutput) Reset() {
+	*x = ExecOutput{}
+	mi := &file_warren_v1_control_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOutput) ProtoMessage() {}
+
+func (x *ExecOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
+func (*ExecOutput) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExecOutput) GetMsg() isExecOutput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetStartedTaskId() string {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_StartedTaskId); ok {
+			return x.StartedTaskId
+		}
+	}
+	return ""
+}
+
+func (x *ExecOutput) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *ExecOutput) GetExitCode() int32 {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecOutput_ExitCode); ok {
+			return x.ExitCode
+		}
+	}
+	return 0
+}
+
+type isExecOutput_Msg interface {
+	isExecOutput_Msg()
+}
+
+type ExecOutput_StartedTaskId struct {
+	// started names the task the command runs in.
+	StartedTaskId string `protobuf:"bytes,1,opt,name=started_task_id,json=startedTaskId,proto3,oneof"`
+}
+
+type ExecOutput_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type ExecOutput_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type ExecOutput_ExitCode struct {
+	// exit_code ends the stream.
+	ExitCode int32 `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3,oneof"`
+}
+
+func (*ExecOutput_StartedTaskId) isExecOutput_Msg() {}
+
+func (*ExecOutput_Stdout) isExecOutput_Msg() {}
+
+func (*ExecOutput_Stderr) isExecOutput_Msg() {}
+
+func (*ExecOutput_ExitCode) isExecOutput_Msg() {}
+
 type GetTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Task          string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
@@ -747,7 +1116,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[13]
+	mi := &file_warren_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +1128,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[13]
+	mi := &file_warren_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +1141,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTaskRequest) GetTask() string {
@@ -791,7 +1160,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[14]
+	mi := &file_warren_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +1172,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[14]
+	mi := &file_warren_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +1185,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -834,7 +1203,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[15]
+	mi := &file_warren_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1215,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[15]
+	mi := &file_warren_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1228,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 type ListNodesResponse struct {
@@ -871,7 +1240,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[16]
+	mi := &file_warren_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1252,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[16]
+	mi := &file_warren_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1265,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -915,7 +1284,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[17]
+	mi := &file_warren_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1296,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[17]
+	mi := &file_warren_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1309,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetNodeRequest) GetNode() string {
@@ -959,7 +1328,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1340,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[18]
+	mi := &file_warren_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1353,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -1006,7 +1375,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1387,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[19]
+	mi := &file_warren_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1400,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -1064,7 +1433,7 @@ type UpdateNodeResponse struct {
 
 func (x *UpdateNodeResponse) Reset() {
 	*x = UpdateNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1445,7 @@ func (x *UpdateNodeResponse) String() string {
 func (*UpdateNodeResponse) ProtoMessage() {}
 
 func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[20]
+	mi := &file_warren_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1458,7 @@ func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpdateNodeResponse) GetNode() *Node {
@@ -1109,7 +1478,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1490,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[21]
+	mi := &file_warren_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1503,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveNodeRequest) GetNode() string {
@@ -1159,7 +1528,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1540,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[22]
+	mi := &file_warren_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1553,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 type GetJoinTokenRequest struct {
@@ -1197,7 +1566,7 @@ type GetJoinTokenRequest struct {
 
 func (x *GetJoinTokenRequest) Reset() {
 	*x = GetJoinTokenRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1578,7 @@ func (x *GetJoinTokenRequest) String() string {
 func (*GetJoinTokenRequest) ProtoMessage() {}
 
 func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[23]
+	mi := &file_warren_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1591,7 @@ func (x *GetJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetJoinTokenRequest) GetRole() NodeRole {
@@ -1250,7 +1619,7 @@ type GetJoinTokenResponse struct {
 
 func (x *GetJoinTokenResponse) Reset() {
 	*x = GetJoinTokenResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1631,7 @@ func (x *GetJoinTokenResponse) String() string {
 func (*GetJoinTokenResponse) ProtoMessage() {}
 
 func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[24]
+	mi := &file_warren_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1644,7 @@ func (x *GetJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetJoinTokenResponse) GetToken() string {
@@ -1303,7 +1672,7 @@ type IssueAdminCertificateRequest struct {
 
 func (x *IssueAdminCertificateRequest) Reset() {
 	*x = IssueAdminCertificateRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1684,7 @@ func (x *IssueAdminCertificateRequest) String() string {
 func (*IssueAdminCertificateRequest) ProtoMessage() {}
 
 func (x *IssueAdminCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[25]
+	mi := &file_warren_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1697,7 @@ func (x *IssueAdminCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAdminCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueAdminCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IssueAdminCertificateRequest) GetCsr() []byte {
@@ -1355,7 +1724,7 @@ type IssueAdminCertificateResponse struct {
 
 func (x *IssueAdminCertificateResponse) Reset() {
 	*x = IssueAdminCertificateResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1736,7 @@ func (x *IssueAdminCertificateResponse) String() string {
 func (*IssueAdminCertificateResponse) ProtoMessage() {}
 
 func (x *IssueAdminCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[26]
+	mi := &file_warren_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1749,7 @@ func (x *IssueAdminCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAdminCertificateResponse.ProtoReflect.Descriptor instead.
 func (*IssueAdminCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *IssueAdminCertificateResponse) GetCertificate() []byte {
@@ -1405,7 +1774,7 @@ type GetClusterInfoRequest struct {
 
 func (x *GetClusterInfoRequest) Reset() {
 	*x = GetClusterInfoRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1786,7 @@ func (x *GetClusterInfoRequest) String() string {
 func (*GetClusterInfoRequest) ProtoMessage() {}
 
 func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[27]
+	mi := &file_warren_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1799,7 @@ func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 type RaftInfo struct {
@@ -1449,7 +1818,7 @@ type RaftInfo struct {
 
 func (x *RaftInfo) Reset() {
 	*x = RaftInfo{}
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1830,7 @@ func (x *RaftInfo) String() string {
 func (*RaftInfo) ProtoMessage() {}
 
 func (x *RaftInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[28]
+	mi := &file_warren_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1843,7 @@ func (x *RaftInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftInfo.ProtoReflect.Descriptor instead.
 func (*RaftInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RaftInfo) GetState() string {
@@ -1544,7 +1913,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_warren_v1_control_proto_msgTypes[29]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1925,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[29]
+	mi := &file_warren_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1938,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RaftServer) GetId() string {
@@ -1608,7 +1977,7 @@ type GetClusterInfoResponse struct {
 
 func (x *GetClusterInfoResponse) Reset() {
 	*x = GetClusterInfoResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[30]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1989,7 @@ func (x *GetClusterInfoResponse) String() string {
 func (*GetClusterInfoResponse) ProtoMessage() {}
 
 func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[30]
+	mi := &file_warren_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +2002,7 @@ func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterInfoResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetClusterInfoResponse) GetCluster() *Cluster {
@@ -1693,7 +2062,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[31]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2074,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[31]
+	mi := &file_warren_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2087,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 type GetVersionResponse struct {
@@ -1733,7 +2102,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[32]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +2114,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[32]
+	mi := &file_warren_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +2127,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -1802,7 +2171,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[33]
+	mi := &file_warren_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +2183,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[33]
+	mi := &file_warren_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2196,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ImportImageRequest) GetMsg() isImportImageRequest_Msg {
@@ -1881,7 +2250,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_warren_v1_control_proto_msgTypes[34]
+	mi := &file_warren_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2262,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[34]
+	mi := &file_warren_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2275,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -1925,7 +2294,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[35]
+	mi := &file_warren_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2306,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[35]
+	mi := &file_warren_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2319,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportImageResponse) GetImages() []*Image {
@@ -1968,7 +2337,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[36]
+	mi := &file_warren_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2349,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[36]
+	mi := &file_warren_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2362,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 type ListImagesResponse struct {
@@ -2005,7 +2374,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[37]
+	mi := &file_warren_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2386,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[37]
+	mi := &file_warren_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2399,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -2092,7 +2461,30 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\tR\x04task\x12\x16\n" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x04 \x01(\x03R\x04tail\x120\n" +
-	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"$\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xb0\x01\n" +
+	"\tExecInput\x12,\n" +
+	"\x05start\x18\x01 \x01(\v2\x14.warren.v1.ExecStartH\x00R\x05start\x12\x16\n" +
+	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12#\n" +
+	"\fstdin_closed\x18\x03 \x01(\bH\x00R\vstdinClosed\x121\n" +
+	"\x06resize\x18\x04 \x01(\v2\x17.warren.v1.TerminalSizeH\x00R\x06resizeB\x05\n" +
+	"\x03msg\"\xa0\x01\n" +
+	"\tExecStart\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12\x18\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\x12\x10\n" +
+	"\x03tty\x18\x03 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\bR\x05stdin\x12+\n" +
+	"\x04size\x18\x05 \x01(\v2\x17.warren.v1.TerminalSizeR\x04size\x12\x10\n" +
+	"\x03env\x18\x06 \x03(\tR\x03env\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\"\x90\x01\n" +
+	"\n" +
+	"ExecOutput\x12(\n" +
+	"\x0fstarted_task_id\x18\x01 \x01(\tH\x00R\rstartedTaskId\x12\x18\n" +
+	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
+	"\texit_code\x18\x04 \x01(\x05H\x00R\bexitCodeB\x05\n" +
+	"\x03msg\"$\n" +
 	"\x0eGetTaskRequest\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\tR\x04task\"6\n" +
 	"\x0fGetTaskResponse\x12#\n" +
@@ -2170,7 +2562,7 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xc1\x0e\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xfa\x0e\n" +
 	"\aControl\x12k\n" +
 	"\rCreateService\x12\x1f.warren.v1.CreateServiceRequest\x1a .warren.v1.CreateServiceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/services\x12i\n" +
 	"\n" +
@@ -2179,7 +2571,8 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\rUpdateService\x12\x1f.warren.v1.UpdateServiceRequest\x1a .warren.v1.UpdateServiceResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\x1a\x16/v1/services/{service}\x12r\n" +
 	"\rRemoveService\x12\x1f.warren.v1.RemoveServiceRequest\x1a .warren.v1.RemoveServiceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/services/{service}\x12Y\n" +
 	"\tListTasks\x12\x1b.warren.v1.ListTasksRequest\x1a\x1c.warren.v1.ListTasksResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/tasks\x12Z\n" +
-	"\aGetTask\x12\x19.warren.v1.GetTaskRequest\x1a\x1a.warren.v1.GetTaskResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tasks/{task}\x12I\n" +
+	"\aGetTask\x12\x19.warren.v1.GetTaskRequest\x1a\x1a.warren.v1.GetTaskResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/tasks/{task}\x127\n" +
+	"\x04Exec\x12\x14.warren.v1.ExecInput\x1a\x15.warren.v1.ExecOutput(\x010\x01\x12I\n" +
 	"\x04Logs\x12\x16.warren.v1.LogsRequest\x1a\x15.warren.v1.LogMessage\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/v1/logs0\x01\x12Y\n" +
 	"\tListNodes\x12\x1b.warren.v1.ListNodesRequest\x1a\x1c.warren.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/nodes\x12Z\n" +
@@ -2210,7 +2603,7 @@ func file_warren_v1_control_proto_rawDescGZIP() []byte {
 	return file_warren_v1_control_proto_rawDescData
 }
 
-var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_warren_v1_control_proto_goTypes = []any{
 	(*CreateServiceRequest)(nil),          // 0: warren.v1.CreateServiceRequest
 	(*CreateServiceResponse)(nil),         // 1: warren.v1.CreateServiceResponse
@@ -2225,117 +2618,126 @@ var file_warren_v1_control_proto_goTypes = []any{
 	(*ListTasksRequest)(nil),              // 10: warren.v1.ListTasksRequest
 	(*ListTasksResponse)(nil),             // 11: warren.v1.ListTasksResponse
 	(*LogsRequest)(nil),                   // 12: warren.v1.LogsRequest
-	(*GetTaskRequest)(nil),                // 13: warren.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),               // 14: warren.v1.GetTaskResponse
-	(*ListNodesRequest)(nil),              // 15: warren.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),             // 16: warren.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),                // 17: warren.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),               // 18: warren.v1.GetNodeResponse
-	(*UpdateNodeRequest)(nil),             // 19: warren.v1.UpdateNodeRequest
-	(*UpdateNodeResponse)(nil),            // 20: warren.v1.UpdateNodeResponse
-	(*RemoveNodeRequest)(nil),             // 21: warren.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),            // 22: warren.v1.RemoveNodeResponse
-	(*GetJoinTokenRequest)(nil),           // 23: warren.v1.GetJoinTokenRequest
-	(*GetJoinTokenResponse)(nil),          // 24: warren.v1.GetJoinTokenResponse
-	(*IssueAdminCertificateRequest)(nil),  // 25: warren.v1.IssueAdminCertificateRequest
-	(*IssueAdminCertificateResponse)(nil), // 26: warren.v1.IssueAdminCertificateResponse
-	(*GetClusterInfoRequest)(nil),         // 27: warren.v1.GetClusterInfoRequest
-	(*RaftInfo)(nil),                      // 28: warren.v1.RaftInfo
-	(*RaftServer)(nil),                    // 29: warren.v1.RaftServer
-	(*GetClusterInfoResponse)(nil),        // 30: warren.v1.GetClusterInfoResponse
-	(*GetVersionRequest)(nil),             // 31: warren.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),            // 32: warren.v1.GetVersionResponse
-	(*ImportImageRequest)(nil),            // 33: warren.v1.ImportImageRequest
-	(*ImportImageHeader)(nil),             // 34: warren.v1.ImportImageHeader
-	(*ImportImageResponse)(nil),           // 35: warren.v1.ImportImageResponse
-	(*ListImagesRequest)(nil),             // 36: warren.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),            // 37: warren.v1.ListImagesResponse
-	nil,                                   // 38: warren.v1.ListServicesResponse.RunningTasksEntry
-	nil,                                   // 39: warren.v1.ListServicesResponse.DesiredTasksEntry
-	(*ServiceSpec)(nil),                   // 40: warren.v1.ServiceSpec
-	(*RegistryAuth)(nil),                  // 41: warren.v1.RegistryAuth
-	(*Service)(nil),                       // 42: warren.v1.Service
-	(TaskState)(0),                        // 43: warren.v1.TaskState
-	(*durationpb.Duration)(nil),           // 44: google.protobuf.Duration
-	(*Task)(nil),                          // 45: warren.v1.Task
-	(*timestamppb.Timestamp)(nil),         // 46: google.protobuf.Timestamp
-	(*Node)(nil),                          // 47: warren.v1.Node
-	(*NodeSpec)(nil),                      // 48: warren.v1.NodeSpec
-	(NodeRole)(0),                         // 49: warren.v1.NodeRole
-	(*Cluster)(nil),                       // 50: warren.v1.Cluster
-	(*Image)(nil),                         // 51: warren.v1.Image
-	(*LogMessage)(nil),                    // 52: warren.v1.LogMessage
+	(*ExecInput)(nil),                     // 13: warren.v1.ExecInput
+	(*ExecStart)(nil),                     // 14: warren.v1.ExecStart
+	(*TerminalSize)(nil),                  // 15: warren.v1.TerminalSize
+	(*ExecOutput)(nil),                    // 16: warren.v1.ExecOutput
+	(*GetTaskRequest)(nil),                // 17: warren.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),               // 18: warren.v1.GetTaskResponse
+	(*ListNodesRequest)(nil),              // 19: warren.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),             // 20: warren.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),                // 21: warren.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),               // 22: warren.v1.GetNodeResponse
+	(*UpdateNodeRequest)(nil),             // 23: warren.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),            // 24: warren.v1.UpdateNodeResponse
+	(*RemoveNodeRequest)(nil),             // 25: warren.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),            // 26: warren.v1.RemoveNodeResponse
+	(*GetJoinTokenRequest)(nil),           // 27: warren.v1.GetJoinTokenRequest
+	(*GetJoinTokenResponse)(nil),          // 28: warren.v1.GetJoinTokenResponse
+	(*IssueAdminCertificateRequest)(nil),  // 29: warren.v1.IssueAdminCertificateRequest
+	(*IssueAdminCertificateResponse)(nil), // 30: warren.v1.IssueAdminCertificateResponse
+	(*GetClusterInfoRequest)(nil),         // 31: warren.v1.GetClusterInfoRequest
+	(*RaftInfo)(nil),                      // 32: warren.v1.RaftInfo
+	(*RaftServer)(nil),                    // 33: warren.v1.RaftServer
+	(*GetClusterInfoResponse)(nil),        // 34: warren.v1.GetClusterInfoResponse
+	(*GetVersionRequest)(nil),             // 35: warren.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),            // 36: warren.v1.GetVersionResponse
+	(*ImportImageRequest)(nil),            // 37: warren.v1.ImportImageRequest
+	(*ImportImageHeader)(nil),             // 38: warren.v1.ImportImageHeader
+	(*ImportImageResponse)(nil),           // 39: warren.v1.ImportImageResponse
+	(*ListImagesRequest)(nil),             // 40: warren.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 41: warren.v1.ListImagesResponse
+	nil,                                   // 42: warren.v1.ListServicesResponse.RunningTasksEntry
+	nil,                                   // 43: warren.v1.ListServicesResponse.DesiredTasksEntry
+	(*ServiceSpec)(nil),                   // 44: warren.v1.ServiceSpec
+	(*RegistryAuth)(nil),                  // 45: warren.v1.RegistryAuth
+	(*Service)(nil),                       // 46: warren.v1.Service
+	(TaskState)(0),                        // 47: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
+	(*Task)(nil),                          // 49: warren.v1.Task
+	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
+	(*Node)(nil),                          // 51: warren.v1.Node
+	(*NodeSpec)(nil),                      // 52: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 53: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 54: warren.v1.Cluster
+	(*Image)(nil),                         // 55: warren.v1.Image
+	(*LogMessage)(nil),                    // 56: warren.v1.LogMessage
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
-	40, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	41, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	42, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	42, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	42, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	38, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	39, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	40, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	41, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	42, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	43, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	44, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	45, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	46, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	45, // 14: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	47, // 15: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	47, // 16: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	48, // 17: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
-	47, // 18: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
-	49, // 19: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
-	44, // 20: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
-	29, // 21: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	50, // 22: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
-	28, // 23: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	46, // 24: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	34, // 25: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	51, // 26: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	51, // 27: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	0,  // 28: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 29: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 30: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 31: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 32: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 33: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	13, // 34: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	12, // 35: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
-	15, // 36: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	17, // 37: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	19, // 38: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
-	21, // 39: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
-	23, // 40: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
-	25, // 41: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
-	27, // 42: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	31, // 43: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	33, // 44: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	36, // 45: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 46: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 47: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 48: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 49: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 50: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 51: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	14, // 52: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	52, // 53: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
-	16, // 54: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	18, // 55: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	20, // 56: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	22, // 57: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	24, // 58: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	26, // 59: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	30, // 60: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	32, // 61: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	35, // 62: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	37, // 63: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	46, // [46:64] is the sub-list for method output_type
-	28, // [28:46] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	44, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	45, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	46, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	46, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	46, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	42, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	43, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	44, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	45, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	46, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	47, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	48, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	49, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	50, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	14, // 14: warren.v1.ExecInput.start:type_name -> warren.v1.ExecStart
+	15, // 15: warren.v1.ExecInput.resize:type_name -> warren.v1.TerminalSize
+	15, // 16: warren.v1.ExecStart.size:type_name -> warren.v1.TerminalSize
+	49, // 17: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	51, // 18: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	51, // 19: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	52, // 20: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	51, // 21: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	53, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	48, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 24: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
+	54, // 25: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	32, // 26: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
+	50, // 27: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	38, // 28: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
+	55, // 29: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	55, // 30: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	0,  // 31: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 32: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 33: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 34: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 35: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 36: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	17, // 37: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	13, // 38: warren.v1.Control.Exec:input_type -> warren.v1.ExecInput
+	12, // 39: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
+	19, // 40: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	21, // 41: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	23, // 42: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	25, // 43: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	27, // 44: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	29, // 45: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	31, // 46: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	35, // 47: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	37, // 48: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	40, // 49: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 50: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 51: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 52: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 53: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 54: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 55: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	18, // 56: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	16, // 57: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
+	56, // 58: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
+	20, // 59: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	22, // 60: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	24, // 61: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	26, // 62: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	28, // 63: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	30, // 64: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	34, // 65: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	36, // 66: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	39, // 67: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	41, // 68: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	50, // [50:69] is the sub-list for method output_type
+	31, // [31:50] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }
@@ -2344,7 +2746,19 @@ func file_warren_v1_control_proto_init() {
 		return
 	}
 	file_warren_v1_types_proto_init()
-	file_warren_v1_control_proto_msgTypes[33].OneofWrappers = []any{
+	file_warren_v1_control_proto_msgTypes[13].OneofWrappers = []any{
+		(*ExecInput_Start)(nil),
+		(*ExecInput_Stdin)(nil),
+		(*ExecInput_StdinClosed)(nil),
+		(*ExecInput_Resize)(nil),
+	}
+	file_warren_v1_control_proto_msgTypes[16].OneofWrappers = []any{
+		(*ExecOutput_StartedTaskId)(nil),
+		(*ExecOutput_Stdout)(nil),
+		(*ExecOutput_Stderr)(nil),
+		(*ExecOutput_ExitCode)(nil),
+	}
+	file_warren_v1_control_proto_msgTypes[37].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -2354,7 +2768,7 @@ func file_warren_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_control_proto_rawDesc), len(file_warren_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Control_RemoveService_FullMethodName         = "/warren.v1.Control/RemoveService"
 	Control_ListTasks_FullMethodName             = "/warren.v1.Control/ListTasks"
 	Control_GetTask_FullMethodName               = "/warren.v1.Control/GetTask"
+	Control_Exec_FullMethodName                  = "/warren.v1.Control/Exec"
 	Control_Logs_FullMethodName                  = "/warren.v1.Control/Logs"
 	Control_ListNodes_FullMethodName             = "/warren.v1.Control/ListNodes"
 	Control_GetNode_FullMethodName               = "/warren.v1.Control/GetNode"
@@ -57,6 +58,10 @@ type ControlClient interface {
 	// state has moved past min_index, or when wait runs out.
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
+	// Exec runs a command in a task's running container, wherever it runs.
+	// The first message is the start; then stdin and resizes flow in, output
+	// flows out, and the last message out carries the exit code.
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error)
 	// Logs streams the output of a service's tasks (or of one task) from the
 	// nodes they ran on, oldest first; with follow it goes on with new lines
 	// and new tasks. A node that cannot be reached gets a notice, not a hang.
@@ -158,9 +163,22 @@ func (c *controlClient) GetTask(ctx context.Context, in *GetTaskRequest, opts ..
 	return out, nil
 }
 
+func (c *controlClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, ExecOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[0], Control_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecInput, ExecOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_ExecClient = grpc.BidiStreamingClient[ExecInput, ExecOutput]
+
 func (c *controlClient) Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogMessage], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[0], Control_Logs_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[1], Control_Logs_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +277,7 @@ func (c *controlClient) GetVersion(ctx context.Context, in *GetVersionRequest, o
 
 func (c *controlClient) ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[1], Control_ImportImage_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[2], Control_ImportImage_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +316,10 @@ type ControlServer interface {
 	// state has moved past min_index, or when wait runs out.
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
+	// Exec runs a command in a task's running container, wherever it runs.
+	// The first message is the start; then stdin and resizes flow in, output
+	// flows out, and the last message out carries the exit code.
+	Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error
 	// Logs streams the output of a service's tasks (or of one task) from the
 	// nodes they ran on, oldest first; with follow it goes on with new lines
 	// and new tasks. A node that cannot be reached gets a notice, not a hang.
@@ -349,6 +371,9 @@ func (UnimplementedControlServer) ListTasks(context.Context, *ListTasksRequest) 
 }
 func (UnimplementedControlServer) GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTask not implemented")
+}
+func (UnimplementedControlServer) Exec(grpc.BidiStreamingServer[ExecInput, ExecOutput]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
 }
 func (UnimplementedControlServer) Logs(*LogsRequest, grpc.ServerStreamingServer[LogMessage]) error {
 	return status.Error(codes.Unimplemented, "method Logs not implemented")
@@ -529,6 +554,13 @@ func _Control_GetTask_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Control_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ControlServer).Exec(&grpc.GenericServerStream[ExecInput, ExecOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_ExecServer = grpc.BidiStreamingServer[ExecInput, ExecOutput]
 
 func _Control_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(LogsRequest)
@@ -783,6 +815,12 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Exec",
+			Handler:       _Control_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Logs",
 			Handler:       _Control_Logs_Handler,

@@ -66,7 +66,7 @@ func (x Assignments_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Assignments_Type.Descriptor instead.
 func (Assignments_Type) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13, 0}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type FetchImageRequest struct {
@@ -526,6 +526,7 @@ type SessionMessage struct {
 	//	*SessionMessage_Assignments
 	//	*SessionMessage_LoadImage
 	//	*SessionMessage_LogRequest
+	//	*SessionMessage_ExecRequest
 	Msg           isSessionMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -604,6 +605,15 @@ func (x *SessionMessage) GetLogRequest() *LogRequest {
 	return nil
 }
 
+func (x *SessionMessage) GetExecRequest() *ExecRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionMessage_ExecRequest); ok {
+			return x.ExecRequest
+		}
+	}
+	return nil
+}
+
 type isSessionMessage_Msg interface {
 	isSessionMessage_Msg()
 }
@@ -626,6 +636,12 @@ type SessionMessage_LogRequest struct {
 	LogRequest *LogRequest `protobuf:"bytes,4,opt,name=log_request,json=logRequest,proto3,oneof"`
 }
 
+type SessionMessage_ExecRequest struct {
+	// exec_request asks the node to run a command in a task's container
+	// and attach it through ExecAttach.
+	ExecRequest *ExecRequest `protobuf:"bytes,5,opt,name=exec_request,json=execRequest,proto3,oneof"`
+}
+
 func (*SessionMessage_Session) isSessionMessage_Msg() {}
 
 func (*SessionMessage_Assignments) isSessionMessage_Msg() {}
@@ -633,6 +649,212 @@ func (*SessionMessage_Assignments) isSessionMessage_Msg() {}
 func (*SessionMessage_LoadImage) isSessionMessage_Msg() {}
 
 func (*SessionMessage_LogRequest) isSessionMessage_Msg() {}
+
+func (*SessionMessage_ExecRequest) isSessionMessage_Msg() {}
+
+type ExecRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Start         *ExecStart             `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExecRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetStart() *ExecStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+type ExecFromNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecFromNode_RequestId
+	//	*ExecFromNode_Output
+	//	*ExecFromNode_Error
+	Msg           isExecFromNode_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecFromNode) Reset() {
+	*x = ExecFromNode{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecFromNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecFromNode) ProtoMessage() {}
+
+func (x *ExecFromNode) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecFromNode.ProtoReflect.Descriptor instead.
+func (*ExecFromNode) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExecFromNode) GetMsg() isExecFromNode_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecFromNode) GetRequestId() string {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecFromNode_RequestId); ok {
+			return x.RequestId
+		}
+	}
+	return ""
+}
+
+func (x *ExecFromNode) GetOutput() *ExecOutput {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecFromNode_Output); ok {
+			return x.Output
+		}
+	}
+	return nil
+}
+
+func (x *ExecFromNode) GetError() string {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecFromNode_Error); ok {
+			return x.Error
+		}
+	}
+	return ""
+}
+
+type isExecFromNode_Msg interface {
+	isExecFromNode_Msg()
+}
+
+type ExecFromNode_RequestId struct {
+	// request_id must be the first message.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3,oneof"`
+}
+
+type ExecFromNode_Output struct {
+	Output *ExecOutput `protobuf:"bytes,2,opt,name=output,proto3,oneof"`
+}
+
+type ExecFromNode_Error struct {
+	// error ends the exec with a failure the node met, for a person.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*ExecFromNode_RequestId) isExecFromNode_Msg() {}
+
+func (*ExecFromNode_Output) isExecFromNode_Msg() {}
+
+func (*ExecFromNode_Error) isExecFromNode_Msg() {}
+
+type ExecToNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Input         *ExecInput             `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecToNode) Reset() {
+	*x = ExecToNode{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecToNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecToNode) ProtoMessage() {}
+
+func (x *ExecToNode) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecToNode.ProtoReflect.Descriptor instead.
+func (*ExecToNode) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExecToNode) GetInput() *ExecInput {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
 
 // LogRequest asks a node for the logs of some of its tasks. The node answers
 // with a PublishLogs stream naming request_id; cancel stops a follow.
@@ -650,7 +872,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +884,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +897,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -733,7 +955,7 @@ type PublishLogsRequest struct {
 
 func (x *PublishLogsRequest) Reset() {
 	*x = PublishLogsRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +967,7 @@ func (x *PublishLogsRequest) String() string {
 func (*PublishLogsRequest) ProtoMessage() {}
 
 func (x *PublishLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +980,7 @@ func (x *PublishLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsRequest.ProtoReflect.Descriptor instead.
 func (*PublishLogsRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PublishLogsRequest) GetRequestId() string {
@@ -790,7 +1012,7 @@ type PublishLogsResponse struct {
 
 func (x *PublishLogsResponse) Reset() {
 	*x = PublishLogsResponse{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +1024,7 @@ func (x *PublishLogsResponse) String() string {
 func (*PublishLogsResponse) ProtoMessage() {}
 
 func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +1037,7 @@ func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsResponse.ProtoReflect.Descriptor instead.
 func (*PublishLogsResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{11}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{14}
 }
 
 type SessionInfo struct {
@@ -831,7 +1053,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +1065,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +1078,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -903,7 +1125,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1137,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1150,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Assignments) GetType() Assignments_Type {
@@ -963,7 +1185,7 @@ var File_warren_v1_dispatcher_proto protoreflect.FileDescriptor
 
 const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\n" +
-	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15warren/v1/types.proto\"+\n" +
+	"\x1awarren/v1/dispatcher.proto\x12\twarren.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17warren/v1/control.proto\x1a\x15warren/v1/types.proto\"+\n" +
 	"\x11FetchImageRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fFetchImageChunk\x12\x12\n" +
@@ -987,15 +1209,30 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.warren.v1.TaskStatusR\x06status\"I\n" +
 	"\x10TaskStatusReport\x125\n" +
-	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xfb\x01\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xb8\x02\n" +
 	"\x0eSessionMessage\x122\n" +
 	"\asession\x18\x01 \x01(\v2\x16.warren.v1.SessionInfoH\x00R\asession\x12:\n" +
 	"\vassignments\x18\x02 \x01(\v2\x16.warren.v1.AssignmentsH\x00R\vassignments\x128\n" +
 	"\n" +
 	"load_image\x18\x03 \x01(\v2\x17.warren.v1.ImageArchiveH\x00R\tloadImage\x128\n" +
 	"\vlog_request\x18\x04 \x01(\v2\x15.warren.v1.LogRequestH\x00R\n" +
-	"logRequestB\x05\n" +
-	"\x03msg\"\xbc\x01\n" +
+	"logRequest\x12;\n" +
+	"\fexec_request\x18\x05 \x01(\v2\x16.warren.v1.ExecRequestH\x00R\vexecRequestB\x05\n" +
+	"\x03msg\"q\n" +
+	"\vExecRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12*\n" +
+	"\x05start\x18\x03 \x01(\v2\x14.warren.v1.ExecStartR\x05start\"\x7f\n" +
+	"\fExecFromNode\x12\x1f\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tH\x00R\trequestId\x12/\n" +
+	"\x06output\x18\x02 \x01(\v2\x15.warren.v1.ExecOutputH\x00R\x06output\x12\x16\n" +
+	"\x05error\x18\x03 \x01(\tH\x00R\x05errorB\x05\n" +
+	"\x03msg\"8\n" +
+	"\n" +
+	"ExecToNode\x12*\n" +
+	"\x05input\x18\x01 \x01(\v2\x14.warren.v1.ExecInputR\x05input\"\xbc\x01\n" +
 	"\n" +
 	"LogRequest\x12\x1d\n" +
 	"\n" +
@@ -1024,11 +1261,13 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\x10removed_task_ids\x18\x04 \x03(\tR\x0eremovedTaskIds\"/\n" +
 	"\x04Type\x12\x11\n" +
 	"\rTYPE_COMPLETE\x10\x00\x12\x14\n" +
-	"\x10TYPE_INCREMENTAL\x10\x012\xeb\x01\n" +
+	"\x10TYPE_INCREMENTAL\x10\x012\xad\x02\n" +
 	"\n" +
 	"Dispatcher\x12C\n" +
 	"\aSession\x12\x19.warren.v1.SessionRequest\x1a\x19.warren.v1.SessionMessage(\x010\x01\x12N\n" +
-	"\vPublishLogs\x12\x1d.warren.v1.PublishLogsRequest\x1a\x1e.warren.v1.PublishLogsResponse(\x01\x12H\n" +
+	"\vPublishLogs\x12\x1d.warren.v1.PublishLogsRequest\x1a\x1e.warren.v1.PublishLogsResponse(\x01\x12@\n" +
+	"\n" +
+	"ExecAttach\x12\x17.warren.v1.ExecFromNode\x1a\x15.warren.v1.ExecToNode(\x010\x01\x12H\n" +
 	"\n" +
 	"FetchImage\x12\x1c.warren.v1.FetchImageRequest\x1a\x1a.warren.v1.FetchImageChunk0\x01B*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
@@ -1045,7 +1284,7 @@ func file_warren_v1_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_warren_v1_dispatcher_proto_goTypes = []any{
 	(Assignments_Type)(0),         // 0: warren.v1.Assignments.Type
 	(*FetchImageRequest)(nil),     // 1: warren.v1.FetchImageRequest
@@ -1057,50 +1296,62 @@ var file_warren_v1_dispatcher_proto_goTypes = []any{
 	(*TaskStatusUpdate)(nil),      // 7: warren.v1.TaskStatusUpdate
 	(*TaskStatusReport)(nil),      // 8: warren.v1.TaskStatusReport
 	(*SessionMessage)(nil),        // 9: warren.v1.SessionMessage
-	(*LogRequest)(nil),            // 10: warren.v1.LogRequest
-	(*PublishLogsRequest)(nil),    // 11: warren.v1.PublishLogsRequest
-	(*PublishLogsResponse)(nil),   // 12: warren.v1.PublishLogsResponse
-	(*SessionInfo)(nil),           // 13: warren.v1.SessionInfo
-	(*Assignments)(nil),           // 14: warren.v1.Assignments
-	(*Image)(nil),                 // 15: warren.v1.Image
-	(*NodeDescription)(nil),       // 16: warren.v1.NodeDescription
-	(*TaskStatus)(nil),            // 17: warren.v1.TaskStatus
-	(*ImageArchive)(nil),          // 18: warren.v1.ImageArchive
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*LogMessage)(nil),            // 20: warren.v1.LogMessage
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
-	(*Task)(nil),                  // 22: warren.v1.Task
+	(*ExecRequest)(nil),           // 10: warren.v1.ExecRequest
+	(*ExecFromNode)(nil),          // 11: warren.v1.ExecFromNode
+	(*ExecToNode)(nil),            // 12: warren.v1.ExecToNode
+	(*LogRequest)(nil),            // 13: warren.v1.LogRequest
+	(*PublishLogsRequest)(nil),    // 14: warren.v1.PublishLogsRequest
+	(*PublishLogsResponse)(nil),   // 15: warren.v1.PublishLogsResponse
+	(*SessionInfo)(nil),           // 16: warren.v1.SessionInfo
+	(*Assignments)(nil),           // 17: warren.v1.Assignments
+	(*Image)(nil),                 // 18: warren.v1.Image
+	(*NodeDescription)(nil),       // 19: warren.v1.NodeDescription
+	(*TaskStatus)(nil),            // 20: warren.v1.TaskStatus
+	(*ImageArchive)(nil),          // 21: warren.v1.ImageArchive
+	(*ExecStart)(nil),             // 22: warren.v1.ExecStart
+	(*ExecOutput)(nil),            // 23: warren.v1.ExecOutput
+	(*ExecInput)(nil),             // 24: warren.v1.ExecInput
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*LogMessage)(nil),            // 26: warren.v1.LogMessage
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*Task)(nil),                  // 28: warren.v1.Task
 }
 var file_warren_v1_dispatcher_proto_depIdxs = []int32{
 	5,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
 	6,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
 	8,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
 	4,  // 3: warren.v1.SessionRequest.images:type_name -> warren.v1.NodeImages
-	15, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
-	16, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
-	15, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
-	17, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
+	18, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
+	19, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
+	18, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
+	20, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
 	7,  // 8: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
-	13, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
-	14, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
-	18, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
-	10, // 12: warren.v1.SessionMessage.log_request:type_name -> warren.v1.LogRequest
-	19, // 13: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
-	20, // 14: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
-	21, // 15: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
-	0,  // 16: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
-	22, // 17: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
-	3,  // 18: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
-	11, // 19: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
-	1,  // 20: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
-	9,  // 21: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
-	12, // 22: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
-	2,  // 23: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	16, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
+	17, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
+	21, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
+	13, // 12: warren.v1.SessionMessage.log_request:type_name -> warren.v1.LogRequest
+	10, // 13: warren.v1.SessionMessage.exec_request:type_name -> warren.v1.ExecRequest
+	22, // 14: warren.v1.ExecRequest.start:type_name -> warren.v1.ExecStart
+	23, // 15: warren.v1.ExecFromNode.output:type_name -> warren.v1.ExecOutput
+	24, // 16: warren.v1.ExecToNode.input:type_name -> warren.v1.ExecInput
+	25, // 17: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
+	26, // 18: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
+	27, // 19: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
+	0,  // 20: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
+	28, // 21: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
+	3,  // 22: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
+	14, // 23: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
+	11, // 24: warren.v1.Dispatcher.ExecAttach:input_type -> warren.v1.ExecFromNode
+	1,  // 25: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
+	9,  // 26: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
+	15, // 27: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
+	12, // 28: warren.v1.Dispatcher.ExecAttach:output_type -> warren.v1.ExecToNode
+	2,  // 29: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
+	26, // [26:30] is the sub-list for method output_type
+	22, // [22:26] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_dispatcher_proto_init() }
@@ -1108,6 +1359,7 @@ func file_warren_v1_dispatcher_proto_init() {
 	if File_warren_v1_dispatcher_proto != nil {
 		return
 	}
+	file_warren_v1_control_proto_init()
 	file_warren_v1_types_proto_init()
 	file_warren_v1_dispatcher_proto_msgTypes[2].OneofWrappers = []any{
 		(*SessionRequest_Register)(nil),
@@ -1120,6 +1372,12 @@ func file_warren_v1_dispatcher_proto_init() {
 		(*SessionMessage_Assignments)(nil),
 		(*SessionMessage_LoadImage)(nil),
 		(*SessionMessage_LogRequest)(nil),
+		(*SessionMessage_ExecRequest)(nil),
+	}
+	file_warren_v1_dispatcher_proto_msgTypes[10].OneofWrappers = []any{
+		(*ExecFromNode_RequestId)(nil),
+		(*ExecFromNode_Output)(nil),
+		(*ExecFromNode_Error)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1127,7 +1385,7 @@ func file_warren_v1_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_dispatcher_proto_rawDesc), len(file_warren_v1_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Dispatcher_Session_FullMethodName     = "/warren.v1.Dispatcher/Session"
 	Dispatcher_PublishLogs_FullMethodName = "/warren.v1.Dispatcher/PublishLogs"
+	Dispatcher_ExecAttach_FullMethodName  = "/warren.v1.Dispatcher/ExecAttach"
 	Dispatcher_FetchImage_FullMethodName  = "/warren.v1.Dispatcher/FetchImage"
 )
 
@@ -36,6 +37,9 @@ type DispatcherClient interface {
 	// PublishLogs carries the lines a node reads for a log request it got
 	// through its session, back to the manager that asked.
 	PublishLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse], error)
+	// ExecAttach carries an exec the node got through its session: the node
+	// opens it naming the request, then relays the command's input and output.
+	ExecAttach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecFromNode, ExecToNode], error)
 	// FetchImage streams an imported image archive held by this manager.
 	FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error)
 }
@@ -74,9 +78,22 @@ func (c *dispatcherClient) PublishLogs(ctx context.Context, opts ...grpc.CallOpt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_PublishLogsClient = grpc.ClientStreamingClient[PublishLogsRequest, PublishLogsResponse]
 
+func (c *dispatcherClient) ExecAttach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecFromNode, ExecToNode], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[2], Dispatcher_ExecAttach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecFromNode, ExecToNode]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_ExecAttachClient = grpc.BidiStreamingClient[ExecFromNode, ExecToNode]
+
 func (c *dispatcherClient) FetchImage(ctx context.Context, in *FetchImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchImageChunk], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[2], Dispatcher_FetchImage_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Dispatcher_ServiceDesc.Streams[3], Dispatcher_FetchImage_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +122,9 @@ type DispatcherServer interface {
 	// PublishLogs carries the lines a node reads for a log request it got
 	// through its session, back to the manager that asked.
 	PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error
+	// ExecAttach carries an exec the node got through its session: the node
+	// opens it naming the request, then relays the command's input and output.
+	ExecAttach(grpc.BidiStreamingServer[ExecFromNode, ExecToNode]) error
 	// FetchImage streams an imported image archive held by this manager.
 	FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error
 	mustEmbedUnimplementedDispatcherServer()
@@ -122,6 +142,9 @@ func (UnimplementedDispatcherServer) Session(grpc.BidiStreamingServer[SessionReq
 }
 func (UnimplementedDispatcherServer) PublishLogs(grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method PublishLogs not implemented")
+}
+func (UnimplementedDispatcherServer) ExecAttach(grpc.BidiStreamingServer[ExecFromNode, ExecToNode]) error {
+	return status.Error(codes.Unimplemented, "method ExecAttach not implemented")
 }
 func (UnimplementedDispatcherServer) FetchImage(*FetchImageRequest, grpc.ServerStreamingServer[FetchImageChunk]) error {
 	return status.Error(codes.Unimplemented, "method FetchImage not implemented")
@@ -161,6 +184,13 @@ func _Dispatcher_PublishLogs_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Dispatcher_PublishLogsServer = grpc.ClientStreamingServer[PublishLogsRequest, PublishLogsResponse]
 
+func _Dispatcher_ExecAttach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(DispatcherServer).ExecAttach(&grpc.GenericServerStream[ExecFromNode, ExecToNode]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dispatcher_ExecAttachServer = grpc.BidiStreamingServer[ExecFromNode, ExecToNode]
+
 func _Dispatcher_FetchImage_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchImageRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -189,6 +219,12 @@ var Dispatcher_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PublishLogs",
 			Handler:       _Dispatcher_PublishLogs_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "ExecAttach",
+			Handler:       _Dispatcher_ExecAttach_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{
