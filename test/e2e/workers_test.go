@@ -40,6 +40,7 @@ func (c *cluster) joinWorker(name string) *workerProc {
 	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name)}
 	w.logPath = filepath.Join(c.dir, name+".log")
 	c.t.Cleanup(w.destroy)
+	started := time.Now()
 	w.start("--token", resp.GetToken(), resp.GetManagerAddrs()[0])
 	testutil.WaitFor(c.t, 60*time.Second, name+" ready in the cluster", func() bool {
 		for id := range c.readyNodes() {
@@ -50,6 +51,7 @@ func (c *cluster) joinWorker(name string) *workerProc {
 		}
 		return false
 	})
+	c.t.Logf("%s: cluster join → node ready in %v", name, time.Since(started).Round(time.Millisecond))
 	if w.exec, err = containerd.New(context.Background(), containerd.Config{Address: filepath.Join(w.dir, "containerd", "containerd.sock")}); err != nil {
 		c.t.Fatalf("connect to %s's containerd: %v", name, err)
 	}
