@@ -113,7 +113,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
 		ManagerAddrs: m.managerAddrs, CA: m.creds.CA, Sealer: sealer,
-		Logs: m.dispatcher,
+		Logs: m.dispatcher, Exec: m.dispatcher,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)

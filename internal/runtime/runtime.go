@@ -126,6 +126,23 @@ type Healthcheck struct {
 // is for a person to glance at, and must not grow the agent's memory.
 const ExecOutputLimit = 4096
 
+// ExecOptions are the streams and terminal of an ExecAttach.
+type ExecOptions struct {
+	TTY    bool
+	Stdin  io.Reader // nil: the command gets no input
+	Stdout io.Writer // nil: output discarded
+	Stderr io.Writer // nil: output discarded (unused with TTY)
+	// Size is the terminal's first size, Resize its later ones (TTY only).
+	Size   TerminalSize
+	Resize <-chan TerminalSize
+	Env    []string // KEY=VALUE added to the process's environment
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Width, Height uint16
+}
+
 // RegistryAuth holds registry credentials; a nil *RegistryAuth means anonymous.
 type RegistryAuth struct {
 	Username string
@@ -187,6 +204,13 @@ type Executor interface {
 	// command did not run to its end (code -1): ErrNotFound if the container
 	// does not run, a runtime error if cmd[0] cannot be executed.
 	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (exitCode int, output []byte, err error)
+	// ExecAttach runs cmd in the running container id, as Exec does, but
+	// streams: stdin from opts.Stdin (its EOF closes the command's stdin),
+	// output to opts.Stdout and opts.Stderr as it comes, in a terminal when
+	// opts.TTY (stderr then goes to Stdout). It returns the exit code once
+	// the command ends; when ctx ends first the command is killed and the
+	// error wraps ctx's. Errors as Exec's.
+	ExecAttach(ctx context.Context, id string, cmd []string, opts ExecOptions) (exitCode int, err error)
 
 	Close() error
 }

@@ -80,6 +80,10 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 			a.serveLogRequest(stream.Context(), req)
 			continue
 		}
+		if req := msg.GetExecRequest(); req != nil {
+			a.serveExecRequest(stream.Context(), req)
+			continue
+		}
 		asg := msg.GetAssignments()
 		if asg == nil {
 			continue

@@ -56,6 +56,9 @@ type Config struct {
 	// Logs reaches the nodes for their tasks' logs: the dispatcher. nil
 	// makes Logs Unavailable.
 	Logs LogSource
+	// Exec reaches the nodes to run commands in their tasks: the
+	// dispatcher. nil makes Exec Unavailable.
+	Exec ExecSource
 }
 
 // Server implements api.ControlServer.

@@ -37,6 +37,8 @@ type Executor struct {
 	exec         ExecFunc
 	execs        map[string][][]string
 	healthchecks map[string]*runtime.Healthcheck
+	// Set through SetExecAttach (exec_attach.go).
+	attach AttachFunc
 }
 
 type container struct {
