@@ -23,6 +23,7 @@ type serviceOpts struct {
 	stopGrace, updateDelay                       time.Duration
 	resources                                    resourceOpts
 	health                                       healthOpts
+	logs                                         logOpts
 	auth                                         registryAuthOpts
 	detach                                       bool
 	format                                       string
@@ -43,6 +44,7 @@ func (o *serviceOpts) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.user, "user", "", "user to run as: USER[:GROUP]")
 	o.resources.addFlags(f)
 	o.health.addFlags(f)
+	o.logs.addFlags(f)
 	f.StringArrayVar(&o.constraints, "constraint", nil, "placement constraint, such as node.labels.zone==a (repeatable)")
 	f.StringArrayVar(&o.labels, "label", nil, "service label: key=value (repeatable)")
 	f.StringArrayVar(&o.containerLabels, "container-label", nil, "container label: key=value (repeatable)")
@@ -93,6 +95,9 @@ func (o *serviceOpts) spec(f *pflag.FlagSet, name string, args []string) (*api.S
 		return nil, err
 	}
 	if s.Task.Container.Healthcheck, err = o.health.apply(f, nil); err != nil {
+		return nil, err
+	}
+	if err := o.logs.apply(f, s.Task.Container); err != nil {
 		return nil, err
 	}
 	if f.Changed("stop-grace-period") {

@@ -23,7 +23,7 @@ func TestServiceCreateSendsSpec(t *testing.T) {
 		"--constraint", "node.role==manager", "--label", "team=web", "--container-label", "x=y",
 		"--restart-condition", "on-failure", "--restart-delay", "5s", "--restart-max-attempts", "3", "--restart-window", "1m",
 		"--stop-grace-period", "20s", "--update-parallelism", "2", "--update-delay", "10s",
-		"--network", "host", "--max-replicas-per-node", "1",
+		"--network", "host", "--max-replicas-per-node", "1", "--log-max-size", "1M", "--log-max-files", "2",
 		"--", "-c", "echo hello").wantOK(t)
 
 	reqs := fake.Requests("CreateService")
@@ -39,6 +39,7 @@ func TestServiceCreateSendsSpec(t *testing.T) {
 				Image: "nginx:1.27", Command: []string{"/bin/sh", "-c"}, Args: []string{"-c", "echo hello"},
 				Env: []string{"A=1", "B=x,y"}, Workdir: "/srv", User: "app", Labels: map[string]string{"x": "y"},
 				StopGracePeriod: durationpb.New(20 * time.Second), Network: "host",
+				LogMaxSize: 1 << 20, LogMaxFiles: 2,
 			},
 			Resources: &api.ResourceRequirements{
 				Limits:       &api.Resources{NanoCpus: 5e8, MemoryBytes: 256 << 20},

@@ -22,6 +22,7 @@ type updateOpts struct {
 	replicas      uint64
 	resources     resourceOpts
 	health        healthOpts
+	logs          logOpts
 	auth          registryAuthOpts
 	detach        bool
 }
@@ -42,6 +43,7 @@ func newServiceUpdateCmd(c *cli) *cobra.Command {
 	f.StringVar(&o.args, "args", "", "new arguments, replacing the image's CMD; split on whitespace")
 	o.resources.addFlags(f)
 	o.health.addFlags(f)
+	o.logs.addFlags(f)
 	o.auth.addFlags(f, true)
 	f.BoolVarP(&o.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
 	return cmd
@@ -104,6 +106,9 @@ func (o *updateOpts) apply(f *pflag.FlagSet, s *api.ServiceSpec) error {
 	}
 	var err error
 	if ctr.Healthcheck, err = o.health.apply(f, ctr.GetHealthcheck()); err != nil {
+		return err
+	}
+	if err := o.logs.apply(f, ctr); err != nil {
 		return err
 	}
 	return o.resources.apply(f, s.Task)
