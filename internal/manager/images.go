@@ -13,9 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	remoteserrors "github.com/containerd/containerd/v2/core/remotes/errors"
-	"github.com/distribution/reference"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager/apiserver"
@@ -106,26 +104,13 @@ func (c *clusterImages) CheckImage(ctx context.Context, ref string, auth *api.Re
 			return nil // held here, though not reported yet
 		}
 	}
-	if err := c.resolve(ctx, ref, pullAuth(auth, ref)); err != nil {
+	if err := c.resolve(ctx, ref, runtime.PullAuth(auth, ref)); err != nil {
 		if errors.Is(err, apiserver.ErrRegistryUnauthorized) {
 			return fmt.Errorf("not on any node, not imported, and %w", err)
 		}
 		return fmt.Errorf("not on any node, not imported, and its registry cannot be asked: %w", err)
 	}
 	return nil
-}
-
-// pullAuth returns auth's credentials when they are for ref's registry, as
-// nodes use them.
-func pullAuth(auth *api.RegistryAuth, ref string) *runtime.RegistryAuth {
-	if auth == nil {
-		return nil
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil || reference.Domain(named) != auth.GetServer() {
-		return nil
-	}
-	return &runtime.RegistryAuth{Username: auth.GetUsername(), Password: auth.GetPassword()}
 }
 
 func clusterKnows(tx state.ReadTx, ref string) bool {
@@ -179,18 +164,5 @@ func imagesOnNodes(nodes []*api.Node, keep func(ref string) bool) []*api.Image {
 	slices.SortFunc(out, func(a, b *api.Image) int {
 		return cmp.Or(strings.Compare(a.GetRef(), b.GetRef()), strings.Compare(a.GetDigest(), b.GetDigest()))
 	})
-	return out
-}
-
-// toAPI turns the executor's images into the API's.
-func toAPI(imgs []runtime.Image) []*api.Image {
-	out := make([]*api.Image, 0, len(imgs))
-	for _, i := range imgs {
-		img := &api.Image{Ref: i.Ref, Digest: i.Digest, Size: i.Size}
-		if !i.Created.IsZero() {
-			img.CreatedAt = timestamppb.New(i.Created)
-		}
-		out = append(out, img)
-	}
 	return out
 }

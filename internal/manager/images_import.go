@@ -178,7 +178,7 @@ func (c *clusterImages) recordHere(tx state.Tx, imgs []runtime.Image) error {
 	if n.Description == nil {
 		n.Description = &api.NodeDescription{}
 	}
-	fresh := toAPI(imgs)
+	fresh := runtime.ImagesToAPI(imgs)
 	kept := slices.DeleteFunc(n.Description.Images, func(old *api.Image) bool {
 		return slices.ContainsFunc(fresh, func(i *api.Image) bool { return i.GetRef() == old.GetRef() })
 	})

@@ -111,6 +111,7 @@ type Agent struct {
 	// image list until a session sends it.
 	images    *imageLoader
 	imgReport *imageReport
+	logReqs   logRequests
 
 	mu      sync.Mutex
 	runners map[string]*runner

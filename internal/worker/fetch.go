@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/runtime"
@@ -147,15 +146,7 @@ func (a *Agent) listImages(ctx context.Context) ([]*api.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
-	out := make([]*api.Image, 0, len(imgs))
-	for _, i := range imgs {
-		img := &api.Image{Ref: i.Ref, Digest: i.Digest, Size: i.Size}
-		if !i.Created.IsZero() {
-			img.CreatedAt = timestamppb.New(i.Created)
-		}
-		out = append(out, img)
-	}
-	return out, nil
+	return runtime.ImagesToAPI(imgs), nil
 }
 
 // reportImages queues the node's image list for the managers, after the

@@ -25,11 +25,8 @@ const (
 	logBuffer = 256
 )
 
-// activeLogs are the log requests this process serves, by request ID, so
-// that a cancel finds its request. IDs are random per request, so agents
-// sharing the process (tests) cannot collide.
-var activeLogs = logRequests{cancels: map[string]context.CancelFunc{}}
-
+// logRequests are the log requests an agent serves, by request ID, so that
+// a cancel finds its request.
 type logRequests struct {
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc
@@ -40,6 +37,9 @@ func (r *logRequests) add(id string, cancel context.CancelFunc) bool {
 	defer r.mu.Unlock()
 	if _, dup := r.cancels[id]; dup {
 		return false
+	}
+	if r.cancels == nil {
+		r.cancels = map[string]context.CancelFunc{}
 	}
 	r.cancels[id] = cancel
 	return true
@@ -62,11 +62,11 @@ func (r *logRequests) end(id string) {
 func (a *Agent) serveLogRequest(ctx context.Context, req *api.LogRequest) {
 	id := req.GetRequestId()
 	if req.GetCancel() {
-		activeLogs.end(id)
+		a.logReqs.end(id)
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	if id == "" || !activeLogs.add(id, cancel) {
+	if id == "" || !a.logReqs.add(id, cancel) {
 		cancel()
 		a.log.Warn("ignoring a log request without a new ID", "request.id", id)
 		return
@@ -74,7 +74,7 @@ func (a *Agent) serveLogRequest(ctx context.Context, req *api.LogRequest) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer activeLogs.end(id)
+		defer a.logReqs.end(id)
 		if err := a.publishLogs(ctx, req); err != nil && ctx.Err() == nil {
 			a.log.Warn("cannot publish logs", "request.id", id, "err", err)
 		}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribution/reference"
-
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/runtime"
 )
@@ -61,17 +59,8 @@ func formatProgress(p runtime.PullProgress) string {
 }
 
 // pullAuth returns the registry credentials task t came with, when they are
-// for the registry of ref (its normalized image): credentials for another
-// registry are never offered to this one. They live in memory only, with
-// the task: never written to disk, never logged.
+// for the registry of ref. They live in memory only, with the task: never
+// written to disk, never logged.
 func pullAuth(t *api.Task, ref string) *runtime.RegistryAuth {
-	auth := t.GetRegistryAuth()
-	if auth == nil {
-		return nil
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil || reference.Domain(named) != auth.GetServer() {
-		return nil
-	}
-	return &runtime.RegistryAuth{Username: auth.GetUsername(), Password: auth.GetPassword()}
+	return runtime.PullAuth(t.GetRegistryAuth(), ref)
 }

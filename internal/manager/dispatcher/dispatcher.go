@@ -112,6 +112,7 @@ type Dispatcher struct {
 	log       *slog.Logger
 	nodeLocks keyedMutex
 	logs      *logBroker
+	execs     *execBroker
 
 	mu       sync.Mutex
 	cur      *term // the current run; nil when not running
@@ -146,6 +147,7 @@ func New(store *state.MemoryStore, cfg Config) *Dispatcher {
 		log:      cfg.Logger.With("module", "dispatcher"),
 		sessions: map[string]*session{},
 		logs:     newLogBroker(),
+		execs:    &execBroker{reqs: map[string]*execRequest{}},
 	}
 }
 

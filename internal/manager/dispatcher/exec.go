@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -11,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-project/warren/api"
-	"github.com/warren-project/warren/internal/state"
 )
 
 // Exec runs req's command in a task on node nodeID and relays it: the
@@ -37,10 +35,10 @@ func (d *Dispatcher) Exec(ctx context.Context, nodeID string, req *api.ExecReque
 		return status.Error(codes.Unavailable, "this manager serves no node sessions (it is not the leader): exec through the leader")
 	}
 	if s == nil || !s.out.ready() {
-		return status.Error(codes.FailedPrecondition, d.absentExec(nodeID))
+		return status.Error(codes.FailedPrecondition, d.absentReason(nodeID)+": cannot exec in its tasks")
 	}
-	r := execs.add(d, nodeID)
-	defer execs.remove(r.id)
+	r := d.execs.add(d, nodeID)
+	defer d.execs.remove(r.id)
 	ask := proto.Clone(req).(*api.ExecRequest)
 	ask.RequestId = r.id
 	if err := s.out.sendMsg(&api.SessionMessage{Msg: &api.SessionMessage_ExecRequest{ExecRequest: ask}}); err != nil {
@@ -51,20 +49,6 @@ func (d *Dispatcher) Exec(ctx context.Context, nodeID string, req *api.ExecReque
 	}
 	go r.pumpInput(recv)
 	return d.relayOutput(ctx, s, r, send)
-}
-
-// absentExec says why a node without a session cannot exec.
-func (d *Dispatcher) absentExec(nodeID string) string {
-	var n *api.Node
-	d.store.View(func(tx state.ReadTx) { n = tx.GetNode(nodeID) })
-	why := "is down"
-	switch {
-	case n == nil:
-		why = "is no longer in the cluster"
-	case n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY:
-		why = "is not connected to this manager"
-	}
-	return fmt.Sprintf("node %s %s: cannot exec in its tasks", d.nodeName(nodeID), why)
 }
 
 // awaitExecNode waits for the node's ExecAttach stream for r.

@@ -13,12 +13,8 @@ import (
 	"github.com/warren-project/warren/api"
 )
 
-// execs are the exec requests waiting for, or relayed through, a node's
-// ExecAttach stream, by request ID. Package-wide, as the worker's log
-// requests are: IDs are random, and each request names its dispatcher, so
-// dispatchers sharing a process (tests) cannot take each other's.
-var execs = execBroker{reqs: map[string]*execRequest{}}
-
+// execBroker holds the exec requests waiting for, or relayed through, a
+// node's ExecAttach stream, by request ID.
 type execBroker struct {
 	mu   sync.Mutex
 	reqs map[string]*execRequest
@@ -95,7 +91,7 @@ func (d *Dispatcher) ExecAttach(stream api.Dispatcher_ExecAttachServer) error {
 	if err != nil {
 		return err
 	}
-	r, err := execs.attach(d, msg.GetRequestId(), nodeID)
+	r, err := d.execs.attach(d, msg.GetRequestId(), nodeID)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func (d *Dispatcher) Logs(ctx context.Context, nodeID string, req *api.LogReques
 		return nil, status.Error(codes.Unavailable, "this manager serves no node sessions (it is not the leader): ask the leader for logs")
 	}
 	if s == nil || !s.out.ready() {
-		return noticeOnly(nodeID, d.absentNotice(nodeID)), nil
+		return noticeOnly(nodeID, d.absentReason(nodeID)+": logs of its tasks are not available"), nil
 	}
 	r := d.logs.add(nodeID, req.GetTaskIds())
 	ask := proto.Clone(req).(*api.LogRequest)
@@ -56,8 +56,8 @@ func noticeOnly(nodeID, notice string) <-chan *api.LogMessage {
 	return ch
 }
 
-// absentNotice says why a node without a session cannot give logs.
-func (d *Dispatcher) absentNotice(nodeID string) string {
+// absentReason says why a node has no session here: "node X is down".
+func (d *Dispatcher) absentReason(nodeID string) string {
 	var n *api.Node
 	d.store.View(func(tx state.ReadTx) { n = tx.GetNode(nodeID) })
 	why := "is down"
@@ -67,7 +67,7 @@ func (d *Dispatcher) absentNotice(nodeID string) string {
 	case n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY:
 		why = "is not connected to this manager"
 	}
-	return fmt.Sprintf("node %s %s: logs of its tasks are not available", d.nodeName(nodeID), why)
+	return fmt.Sprintf("node %s %s", d.nodeName(nodeID), why)
 }
 
 // nodeName is the node's hostname, which people know it by, or its ID.
