@@ -2409,6 +2409,214 @@ func (x *ListImagesResponse) GetImages() []*Image {
 	return nil
 }
 
+type InspectNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectNetworkRequest) Reset() {
+	*x = InspectNetworkRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectNetworkRequest) ProtoMessage() {}
+
+func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectNetworkRequest.ProtoReflect.Descriptor instead.
+func (*InspectNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{42}
+}
+
+type InspectNetworkResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Config *NetworkConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Nodes  []*NetworkNode         `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// services with a VIP or published ports.
+	Services      []*ServiceEndpoints `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectNetworkResponse) Reset() {
+	*x = InspectNetworkResponse{}
+	mi := &file_warren_v1_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectNetworkResponse) ProtoMessage() {}
+
+func (x *InspectNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectNetworkResponse.ProtoReflect.Descriptor instead.
+func (*InspectNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *InspectNetworkResponse) GetConfig() *NetworkConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *InspectNetworkResponse) GetNodes() []*NetworkNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *InspectNetworkResponse) GetServices() []*ServiceEndpoints {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// NetworkNode is one node in the mesh, with its peers as it last reported
+// them (peers stay empty until its first report).
+type NetworkNode struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	NodeId             string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Hostname           string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	State              NodeState              `protobuf:"varint,3,opt,name=state,proto3,enum=warren.v1.NodeState" json:"state,omitempty"`
+	Block              string                 `protobuf:"bytes,4,opt,name=block,proto3" json:"block,omitempty"`
+	WireguardPublicKey string                 `protobuf:"bytes,5,opt,name=wireguard_public_key,json=wireguardPublicKey,proto3" json:"wireguard_public_key,omitempty"`
+	WireguardEndpoint  string                 `protobuf:"bytes,6,opt,name=wireguard_endpoint,json=wireguardEndpoint,proto3" json:"wireguard_endpoint,omitempty"`
+	Peers              []*MeshPeer            `protobuf:"bytes,7,rep,name=peers,proto3" json:"peers,omitempty"`
+	ReportedAt         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
+	// error is the node's own account of a broken overlay.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkNode) Reset() {
+	*x = NetworkNode{}
+	mi := &file_warren_v1_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkNode) ProtoMessage() {}
+
+func (x *NetworkNode) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
+func (*NetworkNode) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *NetworkNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetState() NodeState {
+	if x != nil {
+		return x.State
+	}
+	return NodeState_NODE_STATE_UNKNOWN
+}
+
+func (x *NetworkNode) GetBlock() string {
+	if x != nil {
+		return x.Block
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetWireguardPublicKey() string {
+	if x != nil {
+		return x.WireguardPublicKey
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetWireguardEndpoint() string {
+	if x != nil {
+		return x.WireguardEndpoint
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetPeers() []*MeshPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *NetworkNode) GetReportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportedAt
+	}
+	return nil
+}
+
+func (x *NetworkNode) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_warren_v1_control_proto protoreflect.FileDescriptor
 
 const file_warren_v1_control_proto_rawDesc = "" +
@@ -2562,7 +2770,23 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images2\xfa\x0e\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x17\n" +
+	"\x15InspectNetworkRequest\"\xb1\x01\n" +
+	"\x16InspectNetworkResponse\x120\n" +
+	"\x06config\x18\x01 \x01(\v2\x18.warren.v1.NetworkConfigR\x06config\x12,\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x16.warren.v1.NetworkNodeR\x05nodes\x127\n" +
+	"\bservices\x18\x03 \x03(\v2\x1b.warren.v1.ServiceEndpointsR\bservices\"\xe3\x02\n" +
+	"\vNetworkNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x12*\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.warren.v1.NodeStateR\x05state\x12\x14\n" +
+	"\x05block\x18\x04 \x01(\tR\x05block\x120\n" +
+	"\x14wireguard_public_key\x18\x05 \x01(\tR\x12wireguardPublicKey\x12-\n" +
+	"\x12wireguard_endpoint\x18\x06 \x01(\tR\x11wireguardEndpoint\x12)\n" +
+	"\x05peers\x18\a \x03(\v2\x13.warren.v1.MeshPeerR\x05peers\x12;\n" +
+	"\vreported_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportedAt\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error2\xe6\x0f\n" +
 	"\aControl\x12k\n" +
 	"\rCreateService\x12\x1f.warren.v1.CreateServiceRequest\x1a .warren.v1.CreateServiceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/services\x12i\n" +
 	"\n" +
@@ -2583,7 +2807,8 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"RemoveNode\x12\x1c.warren.v1.RemoveNodeRequest\x1a\x1d.warren.v1.RemoveNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/nodes/{node}\x12s\n" +
 	"\fGetJoinToken\x12\x1e.warren.v1.GetJoinTokenRequest\x1a\x1f.warren.v1.GetJoinTokenResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/cluster/join-tokens\x12\x95\x01\n" +
 	"\x15IssueAdminCertificate\x12'.warren.v1.IssueAdminCertificateRequest\x1a(.warren.v1.IssueAdminCertificateResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/cluster/admin-certificates\x12j\n" +
-	"\x0eGetClusterInfo\x12 .warren.v1.GetClusterInfoRequest\x1a!.warren.v1.GetClusterInfoResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/cluster\x12^\n" +
+	"\x0eGetClusterInfo\x12 .warren.v1.GetClusterInfoRequest\x1a!.warren.v1.GetClusterInfoResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/cluster\x12j\n" +
+	"\x0eInspectNetwork\x12 .warren.v1.InspectNetworkRequest\x1a!.warren.v1.InspectNetworkResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/network\x12^\n" +
 	"\n" +
 	"GetVersion\x12\x1c.warren.v1.GetVersionRequest\x1a\x1d.warren.v1.GetVersionResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/version\x12N\n" +
 	"\vImportImage\x12\x1d.warren.v1.ImportImageRequest\x1a\x1e.warren.v1.ImportImageResponse(\x01\x12]\n" +
@@ -2603,7 +2828,7 @@ func file_warren_v1_control_proto_rawDescGZIP() []byte {
 	return file_warren_v1_control_proto_rawDescData
 }
 
-var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_warren_v1_control_proto_goTypes = []any{
 	(*CreateServiceRequest)(nil),          // 0: warren.v1.CreateServiceRequest
 	(*CreateServiceResponse)(nil),         // 1: warren.v1.CreateServiceResponse
@@ -2647,97 +2872,112 @@ var file_warren_v1_control_proto_goTypes = []any{
 	(*ImportImageResponse)(nil),           // 39: warren.v1.ImportImageResponse
 	(*ListImagesRequest)(nil),             // 40: warren.v1.ListImagesRequest
 	(*ListImagesResponse)(nil),            // 41: warren.v1.ListImagesResponse
-	nil,                                   // 42: warren.v1.ListServicesResponse.RunningTasksEntry
-	nil,                                   // 43: warren.v1.ListServicesResponse.DesiredTasksEntry
-	(*ServiceSpec)(nil),                   // 44: warren.v1.ServiceSpec
-	(*RegistryAuth)(nil),                  // 45: warren.v1.RegistryAuth
-	(*Service)(nil),                       // 46: warren.v1.Service
-	(TaskState)(0),                        // 47: warren.v1.TaskState
-	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
-	(*Task)(nil),                          // 49: warren.v1.Task
-	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
-	(*Node)(nil),                          // 51: warren.v1.Node
-	(*NodeSpec)(nil),                      // 52: warren.v1.NodeSpec
-	(NodeRole)(0),                         // 53: warren.v1.NodeRole
-	(*Cluster)(nil),                       // 54: warren.v1.Cluster
-	(*Image)(nil),                         // 55: warren.v1.Image
-	(*LogMessage)(nil),                    // 56: warren.v1.LogMessage
+	(*InspectNetworkRequest)(nil),         // 42: warren.v1.InspectNetworkRequest
+	(*InspectNetworkResponse)(nil),        // 43: warren.v1.InspectNetworkResponse
+	(*NetworkNode)(nil),                   // 44: warren.v1.NetworkNode
+	nil,                                   // 45: warren.v1.ListServicesResponse.RunningTasksEntry
+	nil,                                   // 46: warren.v1.ListServicesResponse.DesiredTasksEntry
+	(*ServiceSpec)(nil),                   // 47: warren.v1.ServiceSpec
+	(*RegistryAuth)(nil),                  // 48: warren.v1.RegistryAuth
+	(*Service)(nil),                       // 49: warren.v1.Service
+	(TaskState)(0),                        // 50: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 51: google.protobuf.Duration
+	(*Task)(nil),                          // 52: warren.v1.Task
+	(*timestamppb.Timestamp)(nil),         // 53: google.protobuf.Timestamp
+	(*Node)(nil),                          // 54: warren.v1.Node
+	(*NodeSpec)(nil),                      // 55: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 56: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 57: warren.v1.Cluster
+	(*Image)(nil),                         // 58: warren.v1.Image
+	(*NetworkConfig)(nil),                 // 59: warren.v1.NetworkConfig
+	(*ServiceEndpoints)(nil),              // 60: warren.v1.ServiceEndpoints
+	(NodeState)(0),                        // 61: warren.v1.NodeState
+	(*MeshPeer)(nil),                      // 62: warren.v1.MeshPeer
+	(*LogMessage)(nil),                    // 63: warren.v1.LogMessage
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
-	44, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	45, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	46, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	46, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	46, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	42, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	43, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	44, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	45, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	46, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	47, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	48, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	49, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	50, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	48, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	49, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	49, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	49, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	45, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	46, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	47, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	48, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	49, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	50, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	51, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	52, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	53, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
 	14, // 14: warren.v1.ExecInput.start:type_name -> warren.v1.ExecStart
 	15, // 15: warren.v1.ExecInput.resize:type_name -> warren.v1.TerminalSize
 	15, // 16: warren.v1.ExecStart.size:type_name -> warren.v1.TerminalSize
-	49, // 17: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	51, // 18: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	51, // 19: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	52, // 20: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
-	51, // 21: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
-	53, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
-	48, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	52, // 17: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	54, // 18: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	54, // 19: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	55, // 20: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	54, // 21: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	56, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	51, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
 	33, // 24: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	54, // 25: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	57, // 25: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
 	32, // 26: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	50, // 27: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	53, // 27: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	38, // 28: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	55, // 29: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	55, // 30: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	0,  // 31: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 32: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 33: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 34: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 35: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 36: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	17, // 37: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	13, // 38: warren.v1.Control.Exec:input_type -> warren.v1.ExecInput
-	12, // 39: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
-	19, // 40: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	21, // 41: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	23, // 42: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
-	25, // 43: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
-	27, // 44: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
-	29, // 45: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
-	31, // 46: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	35, // 47: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	37, // 48: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	40, // 49: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 50: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 51: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 52: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 53: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 54: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 55: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	18, // 56: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	16, // 57: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
-	56, // 58: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
-	20, // 59: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	22, // 60: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	24, // 61: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	26, // 62: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	28, // 63: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	30, // 64: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	34, // 65: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	36, // 66: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	39, // 67: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	41, // 68: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	50, // [50:69] is the sub-list for method output_type
-	31, // [31:50] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	58, // 29: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	58, // 30: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	59, // 31: warren.v1.InspectNetworkResponse.config:type_name -> warren.v1.NetworkConfig
+	44, // 32: warren.v1.InspectNetworkResponse.nodes:type_name -> warren.v1.NetworkNode
+	60, // 33: warren.v1.InspectNetworkResponse.services:type_name -> warren.v1.ServiceEndpoints
+	61, // 34: warren.v1.NetworkNode.state:type_name -> warren.v1.NodeState
+	62, // 35: warren.v1.NetworkNode.peers:type_name -> warren.v1.MeshPeer
+	53, // 36: warren.v1.NetworkNode.reported_at:type_name -> google.protobuf.Timestamp
+	0,  // 37: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 38: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 39: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 40: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 41: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 42: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	17, // 43: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	13, // 44: warren.v1.Control.Exec:input_type -> warren.v1.ExecInput
+	12, // 45: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
+	19, // 46: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	21, // 47: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	23, // 48: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	25, // 49: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	27, // 50: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	29, // 51: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	31, // 52: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	42, // 53: warren.v1.Control.InspectNetwork:input_type -> warren.v1.InspectNetworkRequest
+	35, // 54: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	37, // 55: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	40, // 56: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 57: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 58: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 59: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 60: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 61: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 62: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	18, // 63: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	16, // 64: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
+	63, // 65: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
+	20, // 66: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	22, // 67: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	24, // 68: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	26, // 69: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	28, // 70: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	30, // 71: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	34, // 72: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	43, // 73: warren.v1.Control.InspectNetwork:output_type -> warren.v1.InspectNetworkResponse
+	36, // 74: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	39, // 75: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	41, // 76: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	57, // [57:77] is the sub-list for method output_type
+	37, // [37:57] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }
@@ -2768,7 +3008,7 @@ func file_warren_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_control_proto_rawDesc), len(file_warren_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

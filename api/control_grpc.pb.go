@@ -35,6 +35,7 @@ const (
 	Control_GetJoinToken_FullMethodName          = "/warren.v1.Control/GetJoinToken"
 	Control_IssueAdminCertificate_FullMethodName = "/warren.v1.Control/IssueAdminCertificate"
 	Control_GetClusterInfo_FullMethodName        = "/warren.v1.Control/GetClusterInfo"
+	Control_InspectNetwork_FullMethodName        = "/warren.v1.Control/InspectNetwork"
 	Control_GetVersion_FullMethodName            = "/warren.v1.Control/GetVersion"
 	Control_ImportImage_FullMethodName           = "/warren.v1.Control/ImportImage"
 	Control_ListImages_FullMethodName            = "/warren.v1.Control/ListImages"
@@ -78,6 +79,9 @@ type ControlClient interface {
 	// IssueAdminCertificate signs an admin client certificate for a CSR.
 	IssueAdminCertificate(ctx context.Context, in *IssueAdminCertificateRequest, opts ...grpc.CallOption) (*IssueAdminCertificateResponse, error)
 	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
+	// InspectNetwork shows the overlay: its address plan, each node's block
+	// and WireGuard endpoint, and each node's view of its peers.
+	InspectNetwork(ctx context.Context, in *InspectNetworkRequest, opts ...grpc.CallOption) (*InspectNetworkResponse, error)
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
 	// ImportImage streams an image archive (OCI layout or docker save) to the
 	// nodes' image stores. The first message names the targets.
@@ -265,6 +269,16 @@ func (c *controlClient) GetClusterInfo(ctx context.Context, in *GetClusterInfoRe
 	return out, nil
 }
 
+func (c *controlClient) InspectNetwork(ctx context.Context, in *InspectNetworkRequest, opts ...grpc.CallOption) (*InspectNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InspectNetworkResponse)
+	err := c.cc.Invoke(ctx, Control_InspectNetwork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetVersionResponse)
@@ -336,6 +350,9 @@ type ControlServer interface {
 	// IssueAdminCertificate signs an admin client certificate for a CSR.
 	IssueAdminCertificate(context.Context, *IssueAdminCertificateRequest) (*IssueAdminCertificateResponse, error)
 	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
+	// InspectNetwork shows the overlay: its address plan, each node's block
+	// and WireGuard endpoint, and each node's view of its peers.
+	InspectNetwork(context.Context, *InspectNetworkRequest) (*InspectNetworkResponse, error)
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
 	// ImportImage streams an image archive (OCI layout or docker save) to the
 	// nodes' image stores. The first message names the targets.
@@ -398,6 +415,9 @@ func (UnimplementedControlServer) IssueAdminCertificate(context.Context, *IssueA
 }
 func (UnimplementedControlServer) GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterInfo not implemented")
+}
+func (UnimplementedControlServer) InspectNetwork(context.Context, *InspectNetworkRequest) (*InspectNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InspectNetwork not implemented")
 }
 func (UnimplementedControlServer) GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
@@ -699,6 +719,24 @@ func _Control_GetClusterInfo_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_InspectNetwork_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).InspectNetwork(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_InspectNetwork_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).InspectNetwork(ctx, req.(*InspectNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_GetVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetVersionRequest)
 	if err := dec(in); err != nil {
@@ -804,6 +842,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterInfo",
 			Handler:    _Control_GetClusterInfo_Handler,
+		},
+		{
+			MethodName: "InspectNetwork",
+			Handler:    _Control_InspectNetwork_Handler,
 		},
 		{
 			MethodName: "GetVersion",

@@ -66,7 +66,7 @@ func (x Assignments_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Assignments_Type.Descriptor instead.
 func (Assignments_Type) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{16, 0}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type FetchImageRequest struct {
@@ -165,6 +165,7 @@ type SessionRequest struct {
 	//	*SessionRequest_Heartbeat
 	//	*SessionRequest_Status
 	//	*SessionRequest_Images
+	//	*SessionRequest_Mesh
 	Msg           isSessionRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -243,6 +244,15 @@ func (x *SessionRequest) GetImages() *NodeImages {
 	return nil
 }
 
+func (x *SessionRequest) GetMesh() *MeshStatus {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionRequest_Mesh); ok {
+			return x.Mesh
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Msg interface {
 	isSessionRequest_Msg()
 }
@@ -265,6 +275,11 @@ type SessionRequest_Images struct {
 	Images *NodeImages `protobuf:"bytes,4,opt,name=images,proto3,oneof"`
 }
 
+type SessionRequest_Mesh struct {
+	// mesh reports the node's WireGuard peers, periodically.
+	Mesh *MeshStatus `protobuf:"bytes,5,opt,name=mesh,proto3,oneof"`
+}
+
 func (*SessionRequest_Register) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Heartbeat) isSessionRequest_Msg() {}
@@ -272,6 +287,61 @@ func (*SessionRequest_Heartbeat) isSessionRequest_Msg() {}
 func (*SessionRequest_Status) isSessionRequest_Msg() {}
 
 func (*SessionRequest_Images) isSessionRequest_Msg() {}
+
+func (*SessionRequest_Mesh) isSessionRequest_Msg() {}
+
+type MeshStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peers []*MeshPeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	// error says why the node's overlay is not working, for a person.
+	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshStatus) Reset() {
+	*x = MeshStatus{}
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshStatus) ProtoMessage() {}
+
+func (x *MeshStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshStatus.ProtoReflect.Descriptor instead.
+func (*MeshStatus) Descriptor() ([]byte, []int) {
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MeshStatus) GetPeers() []*MeshPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *MeshStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
 
 type NodeImages struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -282,7 +352,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +364,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[3]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +377,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeImages) GetImages() []*Image {
@@ -322,15 +392,18 @@ type RegisterRequest struct {
 	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Description *NodeDescription       `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// addr is the address the node is reachable at.
-	Addr          string   `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
-	Images        []*Image `protobuf:"bytes,4,rep,name=images,proto3" json:"images,omitempty"`
+	Addr   string   `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	Images []*Image `protobuf:"bytes,4,rep,name=images,proto3" json:"images,omitempty"`
+	// network carries the node's WireGuard key and endpoint (block unset);
+	// unset when the node runs no overlay.
+	Network       *NodeNetwork `protobuf:"bytes,5,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +415,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[4]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +428,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{4}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterRequest) GetNodeId() string {
@@ -386,6 +459,13 @@ func (x *RegisterRequest) GetImages() []*Image {
 	return nil
 }
 
+func (x *RegisterRequest) GetNetwork() *NodeNetwork {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -394,7 +474,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +486,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[5]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +499,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{6}
 }
 
 type TaskStatusUpdate struct {
@@ -432,7 +512,7 @@ type TaskStatusUpdate struct {
 
 func (x *TaskStatusUpdate) Reset() {
 	*x = TaskStatusUpdate{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +524,7 @@ func (x *TaskStatusUpdate) String() string {
 func (*TaskStatusUpdate) ProtoMessage() {}
 
 func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[6]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +537,7 @@ func (x *TaskStatusUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusUpdate.ProtoReflect.Descriptor instead.
 func (*TaskStatusUpdate) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{6}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskStatusUpdate) GetTaskId() string {
@@ -483,7 +563,7 @@ type TaskStatusReport struct {
 
 func (x *TaskStatusReport) Reset() {
 	*x = TaskStatusReport{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +575,7 @@ func (x *TaskStatusReport) String() string {
 func (*TaskStatusReport) ProtoMessage() {}
 
 func (x *TaskStatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[7]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +588,7 @@ func (x *TaskStatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatusReport.ProtoReflect.Descriptor instead.
 func (*TaskStatusReport) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{7}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskStatusReport) GetUpdates() []*TaskStatusUpdate {
@@ -527,6 +607,7 @@ type SessionMessage struct {
 	//	*SessionMessage_LoadImage
 	//	*SessionMessage_LogRequest
 	//	*SessionMessage_ExecRequest
+	//	*SessionMessage_NetworkMap
 	Msg           isSessionMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -534,7 +615,7 @@ type SessionMessage struct {
 
 func (x *SessionMessage) Reset() {
 	*x = SessionMessage{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +627,7 @@ func (x *SessionMessage) String() string {
 func (*SessionMessage) ProtoMessage() {}
 
 func (x *SessionMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[8]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +640,7 @@ func (x *SessionMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionMessage.ProtoReflect.Descriptor instead.
 func (*SessionMessage) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{8}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionMessage) GetMsg() isSessionMessage_Msg {
@@ -614,6 +695,15 @@ func (x *SessionMessage) GetExecRequest() *ExecRequest {
 	return nil
 }
 
+func (x *SessionMessage) GetNetworkMap() *NetworkMap {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionMessage_NetworkMap); ok {
+			return x.NetworkMap
+		}
+	}
+	return nil
+}
+
 type isSessionMessage_Msg interface {
 	isSessionMessage_Msg()
 }
@@ -642,6 +732,12 @@ type SessionMessage_ExecRequest struct {
 	ExecRequest *ExecRequest `protobuf:"bytes,5,opt,name=exec_request,json=execRequest,proto3,oneof"`
 }
 
+type SessionMessage_NetworkMap struct {
+	// network_map is the overlay as the node must configure it, whole;
+	// sent first in a session and again whenever it changes.
+	NetworkMap *NetworkMap `protobuf:"bytes,6,opt,name=network_map,json=networkMap,proto3,oneof"`
+}
+
 func (*SessionMessage_Session) isSessionMessage_Msg() {}
 
 func (*SessionMessage_Assignments) isSessionMessage_Msg() {}
@@ -651,6 +747,8 @@ func (*SessionMessage_LoadImage) isSessionMessage_Msg() {}
 func (*SessionMessage_LogRequest) isSessionMessage_Msg() {}
 
 func (*SessionMessage_ExecRequest) isSessionMessage_Msg() {}
+
+func (*SessionMessage_NetworkMap) isSessionMessage_Msg() {}
 
 type ExecRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -663,7 +761,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +773,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[9]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +786,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExecRequest) GetRequestId() string {
@@ -726,7 +824,7 @@ type ExecFromNode struct {
 
 func (x *ExecFromNode) Reset() {
 	*x = ExecFromNode{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +836,7 @@ func (x *ExecFromNode) String() string {
 func (*ExecFromNode) ProtoMessage() {}
 
 func (x *ExecFromNode) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[10]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +849,7 @@ func (x *ExecFromNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecFromNode.ProtoReflect.Descriptor instead.
 func (*ExecFromNode) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExecFromNode) GetMsg() isExecFromNode_Msg {
@@ -821,7 +919,7 @@ type ExecToNode struct {
 
 func (x *ExecToNode) Reset() {
 	*x = ExecToNode{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +931,7 @@ func (x *ExecToNode) String() string {
 func (*ExecToNode) ProtoMessage() {}
 
 func (x *ExecToNode) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[11]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +944,7 @@ func (x *ExecToNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecToNode.ProtoReflect.Descriptor instead.
 func (*ExecToNode) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{11}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExecToNode) GetInput() *ExecInput {
@@ -872,7 +970,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +982,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[12]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +995,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LogRequest) GetRequestId() string {
@@ -955,7 +1053,7 @@ type PublishLogsRequest struct {
 
 func (x *PublishLogsRequest) Reset() {
 	*x = PublishLogsRequest{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1065,7 @@ func (x *PublishLogsRequest) String() string {
 func (*PublishLogsRequest) ProtoMessage() {}
 
 func (x *PublishLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[13]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1078,7 @@ func (x *PublishLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsRequest.ProtoReflect.Descriptor instead.
 func (*PublishLogsRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PublishLogsRequest) GetRequestId() string {
@@ -1012,7 +1110,7 @@ type PublishLogsResponse struct {
 
 func (x *PublishLogsResponse) Reset() {
 	*x = PublishLogsResponse{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1122,7 @@ func (x *PublishLogsResponse) String() string {
 func (*PublishLogsResponse) ProtoMessage() {}
 
 func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[14]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1135,7 @@ func (x *PublishLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLogsResponse.ProtoReflect.Descriptor instead.
 func (*PublishLogsResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{15}
 }
 
 type SessionInfo struct {
@@ -1053,7 +1151,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1163,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[15]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1176,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SessionInfo) GetSessionId() string {
@@ -1125,7 +1223,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1235,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_dispatcher_proto_msgTypes[16]
+	mi := &file_warren_v1_dispatcher_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1248,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_dispatcher_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Assignments) GetType() Assignments_Type {
@@ -1189,27 +1287,33 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"\x11FetchImageRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"%\n" +
 	"\x0fFetchImageChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xef\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x9c\x02\n" +
 	"\x0eSessionRequest\x128\n" +
 	"\bregister\x18\x01 \x01(\v2\x1a.warren.v1.RegisterRequestH\x00R\bregister\x124\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x14.warren.v1.HeartbeatH\x00R\theartbeat\x125\n" +
 	"\x06status\x18\x03 \x01(\v2\x1b.warren.v1.TaskStatusReportH\x00R\x06status\x12/\n" +
-	"\x06images\x18\x04 \x01(\v2\x15.warren.v1.NodeImagesH\x00R\x06imagesB\x05\n" +
-	"\x03msg\"6\n" +
+	"\x06images\x18\x04 \x01(\v2\x15.warren.v1.NodeImagesH\x00R\x06images\x12+\n" +
+	"\x04mesh\x18\x05 \x01(\v2\x15.warren.v1.MeshStatusH\x00R\x04meshB\x05\n" +
+	"\x03msg\"M\n" +
+	"\n" +
+	"MeshStatus\x12)\n" +
+	"\x05peers\x18\x01 \x03(\v2\x13.warren.v1.MeshPeerR\x05peers\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"6\n" +
 	"\n" +
 	"NodeImages\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\xa6\x01\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\xd8\x01\n" +
 	"\x0fRegisterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12<\n" +
 	"\vdescription\x18\x02 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12(\n" +
-	"\x06images\x18\x04 \x03(\v2\x10.warren.v1.ImageR\x06images\"\v\n" +
+	"\x06images\x18\x04 \x03(\v2\x10.warren.v1.ImageR\x06images\x120\n" +
+	"\anetwork\x18\x05 \x01(\v2\x16.warren.v1.NodeNetworkR\anetwork\"\v\n" +
 	"\tHeartbeat\"Z\n" +
 	"\x10TaskStatusUpdate\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.warren.v1.TaskStatusR\x06status\"I\n" +
 	"\x10TaskStatusReport\x125\n" +
-	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xb8\x02\n" +
+	"\aupdates\x18\x01 \x03(\v2\x1b.warren.v1.TaskStatusUpdateR\aupdates\"\xf2\x02\n" +
 	"\x0eSessionMessage\x122\n" +
 	"\asession\x18\x01 \x01(\v2\x16.warren.v1.SessionInfoH\x00R\asession\x12:\n" +
 	"\vassignments\x18\x02 \x01(\v2\x16.warren.v1.AssignmentsH\x00R\vassignments\x128\n" +
@@ -1217,7 +1321,9 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"load_image\x18\x03 \x01(\v2\x17.warren.v1.ImageArchiveH\x00R\tloadImage\x128\n" +
 	"\vlog_request\x18\x04 \x01(\v2\x15.warren.v1.LogRequestH\x00R\n" +
 	"logRequest\x12;\n" +
-	"\fexec_request\x18\x05 \x01(\v2\x16.warren.v1.ExecRequestH\x00R\vexecRequestB\x05\n" +
+	"\fexec_request\x18\x05 \x01(\v2\x16.warren.v1.ExecRequestH\x00R\vexecRequest\x128\n" +
+	"\vnetwork_map\x18\x06 \x01(\v2\x15.warren.v1.NetworkMapH\x00R\n" +
+	"networkMapB\x05\n" +
 	"\x03msg\"q\n" +
 	"\vExecRequest\x12\x1d\n" +
 	"\n" +
@@ -1284,74 +1390,82 @@ func file_warren_v1_dispatcher_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_dispatcher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_warren_v1_dispatcher_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_warren_v1_dispatcher_proto_goTypes = []any{
 	(Assignments_Type)(0),         // 0: warren.v1.Assignments.Type
 	(*FetchImageRequest)(nil),     // 1: warren.v1.FetchImageRequest
 	(*FetchImageChunk)(nil),       // 2: warren.v1.FetchImageChunk
 	(*SessionRequest)(nil),        // 3: warren.v1.SessionRequest
-	(*NodeImages)(nil),            // 4: warren.v1.NodeImages
-	(*RegisterRequest)(nil),       // 5: warren.v1.RegisterRequest
-	(*Heartbeat)(nil),             // 6: warren.v1.Heartbeat
-	(*TaskStatusUpdate)(nil),      // 7: warren.v1.TaskStatusUpdate
-	(*TaskStatusReport)(nil),      // 8: warren.v1.TaskStatusReport
-	(*SessionMessage)(nil),        // 9: warren.v1.SessionMessage
-	(*ExecRequest)(nil),           // 10: warren.v1.ExecRequest
-	(*ExecFromNode)(nil),          // 11: warren.v1.ExecFromNode
-	(*ExecToNode)(nil),            // 12: warren.v1.ExecToNode
-	(*LogRequest)(nil),            // 13: warren.v1.LogRequest
-	(*PublishLogsRequest)(nil),    // 14: warren.v1.PublishLogsRequest
-	(*PublishLogsResponse)(nil),   // 15: warren.v1.PublishLogsResponse
-	(*SessionInfo)(nil),           // 16: warren.v1.SessionInfo
-	(*Assignments)(nil),           // 17: warren.v1.Assignments
-	(*Image)(nil),                 // 18: warren.v1.Image
-	(*NodeDescription)(nil),       // 19: warren.v1.NodeDescription
-	(*TaskStatus)(nil),            // 20: warren.v1.TaskStatus
-	(*ImageArchive)(nil),          // 21: warren.v1.ImageArchive
-	(*ExecStart)(nil),             // 22: warren.v1.ExecStart
-	(*ExecOutput)(nil),            // 23: warren.v1.ExecOutput
-	(*ExecInput)(nil),             // 24: warren.v1.ExecInput
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*LogMessage)(nil),            // 26: warren.v1.LogMessage
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*Task)(nil),                  // 28: warren.v1.Task
+	(*MeshStatus)(nil),            // 4: warren.v1.MeshStatus
+	(*NodeImages)(nil),            // 5: warren.v1.NodeImages
+	(*RegisterRequest)(nil),       // 6: warren.v1.RegisterRequest
+	(*Heartbeat)(nil),             // 7: warren.v1.Heartbeat
+	(*TaskStatusUpdate)(nil),      // 8: warren.v1.TaskStatusUpdate
+	(*TaskStatusReport)(nil),      // 9: warren.v1.TaskStatusReport
+	(*SessionMessage)(nil),        // 10: warren.v1.SessionMessage
+	(*ExecRequest)(nil),           // 11: warren.v1.ExecRequest
+	(*ExecFromNode)(nil),          // 12: warren.v1.ExecFromNode
+	(*ExecToNode)(nil),            // 13: warren.v1.ExecToNode
+	(*LogRequest)(nil),            // 14: warren.v1.LogRequest
+	(*PublishLogsRequest)(nil),    // 15: warren.v1.PublishLogsRequest
+	(*PublishLogsResponse)(nil),   // 16: warren.v1.PublishLogsResponse
+	(*SessionInfo)(nil),           // 17: warren.v1.SessionInfo
+	(*Assignments)(nil),           // 18: warren.v1.Assignments
+	(*MeshPeer)(nil),              // 19: warren.v1.MeshPeer
+	(*Image)(nil),                 // 20: warren.v1.Image
+	(*NodeDescription)(nil),       // 21: warren.v1.NodeDescription
+	(*NodeNetwork)(nil),           // 22: warren.v1.NodeNetwork
+	(*TaskStatus)(nil),            // 23: warren.v1.TaskStatus
+	(*ImageArchive)(nil),          // 24: warren.v1.ImageArchive
+	(*NetworkMap)(nil),            // 25: warren.v1.NetworkMap
+	(*ExecStart)(nil),             // 26: warren.v1.ExecStart
+	(*ExecOutput)(nil),            // 27: warren.v1.ExecOutput
+	(*ExecInput)(nil),             // 28: warren.v1.ExecInput
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*LogMessage)(nil),            // 30: warren.v1.LogMessage
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*Task)(nil),                  // 32: warren.v1.Task
 }
 var file_warren_v1_dispatcher_proto_depIdxs = []int32{
-	5,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
-	6,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
-	8,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
-	4,  // 3: warren.v1.SessionRequest.images:type_name -> warren.v1.NodeImages
-	18, // 4: warren.v1.NodeImages.images:type_name -> warren.v1.Image
-	19, // 5: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
-	18, // 6: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
-	20, // 7: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
-	7,  // 8: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
-	16, // 9: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
-	17, // 10: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
-	21, // 11: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
-	13, // 12: warren.v1.SessionMessage.log_request:type_name -> warren.v1.LogRequest
-	10, // 13: warren.v1.SessionMessage.exec_request:type_name -> warren.v1.ExecRequest
-	22, // 14: warren.v1.ExecRequest.start:type_name -> warren.v1.ExecStart
-	23, // 15: warren.v1.ExecFromNode.output:type_name -> warren.v1.ExecOutput
-	24, // 16: warren.v1.ExecToNode.input:type_name -> warren.v1.ExecInput
-	25, // 17: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
-	26, // 18: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
-	27, // 19: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
-	0,  // 20: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
-	28, // 21: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
-	3,  // 22: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
-	14, // 23: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
-	11, // 24: warren.v1.Dispatcher.ExecAttach:input_type -> warren.v1.ExecFromNode
-	1,  // 25: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
-	9,  // 26: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
-	15, // 27: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
-	12, // 28: warren.v1.Dispatcher.ExecAttach:output_type -> warren.v1.ExecToNode
-	2,  // 29: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
-	26, // [26:30] is the sub-list for method output_type
-	22, // [22:26] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	6,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
+	7,  // 1: warren.v1.SessionRequest.heartbeat:type_name -> warren.v1.Heartbeat
+	9,  // 2: warren.v1.SessionRequest.status:type_name -> warren.v1.TaskStatusReport
+	5,  // 3: warren.v1.SessionRequest.images:type_name -> warren.v1.NodeImages
+	4,  // 4: warren.v1.SessionRequest.mesh:type_name -> warren.v1.MeshStatus
+	19, // 5: warren.v1.MeshStatus.peers:type_name -> warren.v1.MeshPeer
+	20, // 6: warren.v1.NodeImages.images:type_name -> warren.v1.Image
+	21, // 7: warren.v1.RegisterRequest.description:type_name -> warren.v1.NodeDescription
+	20, // 8: warren.v1.RegisterRequest.images:type_name -> warren.v1.Image
+	22, // 9: warren.v1.RegisterRequest.network:type_name -> warren.v1.NodeNetwork
+	23, // 10: warren.v1.TaskStatusUpdate.status:type_name -> warren.v1.TaskStatus
+	8,  // 11: warren.v1.TaskStatusReport.updates:type_name -> warren.v1.TaskStatusUpdate
+	17, // 12: warren.v1.SessionMessage.session:type_name -> warren.v1.SessionInfo
+	18, // 13: warren.v1.SessionMessage.assignments:type_name -> warren.v1.Assignments
+	24, // 14: warren.v1.SessionMessage.load_image:type_name -> warren.v1.ImageArchive
+	14, // 15: warren.v1.SessionMessage.log_request:type_name -> warren.v1.LogRequest
+	11, // 16: warren.v1.SessionMessage.exec_request:type_name -> warren.v1.ExecRequest
+	25, // 17: warren.v1.SessionMessage.network_map:type_name -> warren.v1.NetworkMap
+	26, // 18: warren.v1.ExecRequest.start:type_name -> warren.v1.ExecStart
+	27, // 19: warren.v1.ExecFromNode.output:type_name -> warren.v1.ExecOutput
+	28, // 20: warren.v1.ExecToNode.input:type_name -> warren.v1.ExecInput
+	29, // 21: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
+	30, // 22: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
+	31, // 23: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
+	0,  // 24: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
+	32, // 25: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
+	3,  // 26: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
+	15, // 27: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
+	12, // 28: warren.v1.Dispatcher.ExecAttach:input_type -> warren.v1.ExecFromNode
+	1,  // 29: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
+	10, // 30: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
+	16, // 31: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
+	13, // 32: warren.v1.Dispatcher.ExecAttach:output_type -> warren.v1.ExecToNode
+	2,  // 33: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
+	30, // [30:34] is the sub-list for method output_type
+	26, // [26:30] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_dispatcher_proto_init() }
@@ -1366,15 +1480,17 @@ func file_warren_v1_dispatcher_proto_init() {
 		(*SessionRequest_Heartbeat)(nil),
 		(*SessionRequest_Status)(nil),
 		(*SessionRequest_Images)(nil),
+		(*SessionRequest_Mesh)(nil),
 	}
-	file_warren_v1_dispatcher_proto_msgTypes[8].OneofWrappers = []any{
+	file_warren_v1_dispatcher_proto_msgTypes[9].OneofWrappers = []any{
 		(*SessionMessage_Session)(nil),
 		(*SessionMessage_Assignments)(nil),
 		(*SessionMessage_LoadImage)(nil),
 		(*SessionMessage_LogRequest)(nil),
 		(*SessionMessage_ExecRequest)(nil),
+		(*SessionMessage_NetworkMap)(nil),
 	}
-	file_warren_v1_dispatcher_proto_msgTypes[10].OneofWrappers = []any{
+	file_warren_v1_dispatcher_proto_msgTypes[11].OneofWrappers = []any{
 		(*ExecFromNode_RequestId)(nil),
 		(*ExecFromNode_Output)(nil),
 		(*ExecFromNode_Error)(nil),
@@ -1385,7 +1501,7 @@ func file_warren_v1_dispatcher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_dispatcher_proto_rawDesc), len(file_warren_v1_dispatcher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -177,6 +177,54 @@ func (NodeState) EnumDescriptor() ([]byte, []int) {
 	return file_warren_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
+type PublishMode int32
+
+const (
+	// INGRESS answers on the published port of every node (routing mesh).
+	PublishMode_PUBLISH_MODE_INGRESS PublishMode = 0
+	// HOST answers only on the nodes running a task of the service.
+	PublishMode_PUBLISH_MODE_HOST PublishMode = 1
+)
+
+// Enum value maps for PublishMode.
+var (
+	PublishMode_name = map[int32]string{
+		0: "PUBLISH_MODE_INGRESS",
+		1: "PUBLISH_MODE_HOST",
+	}
+	PublishMode_value = map[string]int32{
+		"PUBLISH_MODE_INGRESS": 0,
+		"PUBLISH_MODE_HOST":    1,
+	}
+)
+
+func (x PublishMode) Enum() *PublishMode {
+	p := new(PublishMode)
+	*p = x
+	return p
+}
+
+func (x PublishMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_warren_v1_types_proto_enumTypes[3].Descriptor()
+}
+
+func (PublishMode) Type() protoreflect.EnumType {
+	return &file_warren_v1_types_proto_enumTypes[3]
+}
+
+func (x PublishMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PublishMode.Descriptor instead.
+func (PublishMode) EnumDescriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
 // TaskState values are gapped and ordered: an observed state only moves
 // forward, so of two reports the greater wins. Managers own the states up to
 // ASSIGNED; the node owns the rest.
@@ -246,11 +294,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[3].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[4].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[3]
+	return &file_warren_v1_types_proto_enumTypes[4]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -259,7 +307,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 type Health_State int32
@@ -298,11 +346,11 @@ func (x Health_State) String() string {
 }
 
 func (Health_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[4].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (Health_State) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[4]
+	return &file_warren_v1_types_proto_enumTypes[5]
 }
 
 func (x Health_State) Number() protoreflect.EnumNumber {
@@ -311,7 +359,7 @@ func (x Health_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health_State.Descriptor instead.
 func (Health_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25, 0}
 }
 
 type RestartPolicy_Condition int32
@@ -347,11 +395,11 @@ func (x RestartPolicy_Condition) String() string {
 }
 
 func (RestartPolicy_Condition) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[5].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[6].Descriptor()
 }
 
 func (RestartPolicy_Condition) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[5]
+	return &file_warren_v1_types_proto_enumTypes[6]
 }
 
 func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
@@ -360,7 +408,7 @@ func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartPolicy_Condition.Descriptor instead.
 func (RestartPolicy_Condition) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{27, 0}
 }
 
 type UpdateStatus_State int32
@@ -396,11 +444,11 @@ func (x UpdateStatus_State) String() string {
 }
 
 func (UpdateStatus_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_warren_v1_types_proto_enumTypes[6].Descriptor()
+	return file_warren_v1_types_proto_enumTypes[7].Descriptor()
 }
 
 func (UpdateStatus_State) Type() protoreflect.EnumType {
-	return &file_warren_v1_types_proto_enumTypes[6]
+	return &file_warren_v1_types_proto_enumTypes[7]
 }
 
 func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
@@ -409,7 +457,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{27, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{32, 0}
 }
 
 // Meta is common to every stored object.
@@ -731,7 +779,9 @@ type ClusterSpec struct {
 	// node_down_after is how long without a heartbeat before a node is down.
 	NodeDownAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=node_down_after,json=nodeDownAfter,proto3" json:"node_down_after,omitempty"`
 	// node_cert_ttl is the lifetime of node certificates (default 90 days).
-	NodeCertTtl   *durationpb.Duration `protobuf:"bytes,4,opt,name=node_cert_ttl,json=nodeCertTtl,proto3" json:"node_cert_ttl,omitempty"`
+	NodeCertTtl *durationpb.Duration `protobuf:"bytes,4,opt,name=node_cert_ttl,json=nodeCertTtl,proto3" json:"node_cert_ttl,omitempty"`
+	// network is the overlay's addressing, fixed at `cluster init`.
+	Network       *NetworkConfig `protobuf:"bytes,5,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -794,6 +844,78 @@ func (x *ClusterSpec) GetNodeCertTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *ClusterSpec) GetNetwork() *NetworkConfig {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+// NetworkConfig is the overlay's address plan.
+type NetworkConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subnet holds every task address (default 10.200.0.0/16).
+	Subnet string `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// node_prefix_length is the size of each node's block of the subnet
+	// (default 24: a /24 per node, 253 tasks).
+	NodePrefixLength uint32 `protobuf:"varint,2,opt,name=node_prefix_length,json=nodePrefixLength,proto3" json:"node_prefix_length,omitempty"`
+	// vip_pool holds the services' virtual IPs (default 10.201.0.0/16).
+	VipPool       string `protobuf:"bytes,3,opt,name=vip_pool,json=vipPool,proto3" json:"vip_pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkConfig) Reset() {
+	*x = NetworkConfig{}
+	mi := &file_warren_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkConfig) ProtoMessage() {}
+
+func (x *NetworkConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkConfig.ProtoReflect.Descriptor instead.
+func (*NetworkConfig) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *NetworkConfig) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *NetworkConfig) GetNodePrefixLength() uint32 {
+	if x != nil {
+		return x.NodePrefixLength
+	}
+	return 0
+}
+
+func (x *NetworkConfig) GetVipPool() string {
+	if x != nil {
+		return x.VipPool
+	}
+	return ""
+}
+
 type Node struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -801,15 +923,17 @@ type Node struct {
 	// spec is what operators set.
 	Spec *NodeSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	// description is what the node reports about itself when it registers.
-	Description   *NodeDescription `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Status        *NodeStatus      `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	Description *NodeDescription `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Status      *NodeStatus      `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// network is the node's place in the overlay.
+	Network       *NodeNetwork `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_warren_v1_types_proto_msgTypes[5]
+	mi := &file_warren_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +945,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[5]
+	mi := &file_warren_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +958,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Node) GetId() string {
@@ -872,6 +996,79 @@ func (x *Node) GetStatus() *NodeStatus {
 	return nil
 }
 
+func (x *Node) GetNetwork() *NodeNetwork {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+// NodeNetwork is a node's part of the overlay: the block managers gave it,
+// and the WireGuard key and endpoint it reported.
+type NodeNetwork struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// block is the node's share of the cluster subnet (CIDR), allocated by
+	// managers when the node first registers and kept until it is removed.
+	Block string `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	// wireguard_public_key is base64, as `wg` prints it.
+	WireguardPublicKey string `protobuf:"bytes,2,opt,name=wireguard_public_key,json=wireguardPublicKey,proto3" json:"wireguard_public_key,omitempty"`
+	// wireguard_endpoint is "ip:port", where other nodes reach its mesh link.
+	WireguardEndpoint string `protobuf:"bytes,3,opt,name=wireguard_endpoint,json=wireguardEndpoint,proto3" json:"wireguard_endpoint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *NodeNetwork) Reset() {
+	*x = NodeNetwork{}
+	mi := &file_warren_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeNetwork) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeNetwork) ProtoMessage() {}
+
+func (x *NodeNetwork) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeNetwork.ProtoReflect.Descriptor instead.
+func (*NodeNetwork) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *NodeNetwork) GetBlock() string {
+	if x != nil {
+		return x.Block
+	}
+	return ""
+}
+
+func (x *NodeNetwork) GetWireguardPublicKey() string {
+	if x != nil {
+		return x.WireguardPublicKey
+	}
+	return ""
+}
+
+func (x *NodeNetwork) GetWireguardEndpoint() string {
+	if x != nil {
+		return x.WireguardEndpoint
+	}
+	return ""
+}
+
 type NodeSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Role          NodeRole               `protobuf:"varint,1,opt,name=role,proto3,enum=warren.v1.NodeRole" json:"role,omitempty"`
@@ -883,7 +1080,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[6]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1092,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[6]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1105,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeSpec) GetRole() NodeRole {
@@ -942,7 +1139,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1151,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1164,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Platform) GetArchitecture() string {
@@ -995,7 +1192,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1204,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1217,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -1052,7 +1249,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1261,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1274,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -1135,7 +1332,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1344,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1357,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -1203,13 +1400,14 @@ type ServiceSpec struct {
 	//	*ServiceSpec_Global
 	Mode          isServiceSpec_Mode `protobuf_oneof:"mode"`
 	Update        *UpdateConfig      `protobuf:"bytes,6,opt,name=update,proto3" json:"update,omitempty"`
+	Endpoint      *EndpointSpec      `protobuf:"bytes,7,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1419,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1432,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1290,6 +1488,13 @@ func (x *ServiceSpec) GetUpdate() *UpdateConfig {
 	return nil
 }
 
+func (x *ServiceSpec) GetEndpoint() *EndpointSpec {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
 type isServiceSpec_Mode interface {
 	isServiceSpec_Mode()
 }
@@ -1306,6 +1511,121 @@ func (*ServiceSpec_Replicated) isServiceSpec_Mode() {}
 
 func (*ServiceSpec_Global) isServiceSpec_Mode() {}
 
+// EndpointSpec is how a service is reached from outside the overlay.
+type EndpointSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ports         []*PortConfig          `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointSpec) Reset() {
+	*x = EndpointSpec{}
+	mi := &file_warren_v1_types_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointSpec) ProtoMessage() {}
+
+func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
+func (*EndpointSpec) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EndpointSpec) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+// PortConfig publishes a task port on the nodes' addresses.
+type PortConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// protocol is "tcp" or "udp".
+	Protocol      string      `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	TargetPort    uint32      `protobuf:"varint,2,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
+	PublishedPort uint32      `protobuf:"varint,3,opt,name=published_port,json=publishedPort,proto3" json:"published_port,omitempty"`
+	PublishMode   PublishMode `protobuf:"varint,4,opt,name=publish_mode,json=publishMode,proto3,enum=warren.v1.PublishMode" json:"publish_mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortConfig) Reset() {
+	*x = PortConfig{}
+	mi := &file_warren_v1_types_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortConfig) ProtoMessage() {}
+
+func (x *PortConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
+func (*PortConfig) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PortConfig) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *PortConfig) GetTargetPort() uint32 {
+	if x != nil {
+		return x.TargetPort
+	}
+	return 0
+}
+
+func (x *PortConfig) GetPublishedPort() uint32 {
+	if x != nil {
+		return x.PublishedPort
+	}
+	return 0
+}
+
+func (x *PortConfig) GetPublishMode() PublishMode {
+	if x != nil {
+		return x.PublishMode
+	}
+	return PublishMode_PUBLISH_MODE_INGRESS
+}
+
 type ReplicatedService struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Replicas      uint64                 `protobuf:"varint,1,opt,name=replicas,proto3" json:"replicas,omitempty"`
@@ -1315,7 +1635,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1647,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1660,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplicatedService) GetReplicas() uint64 {
@@ -1358,7 +1678,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1690,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1703,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 type UpdateConfig struct {
@@ -1398,7 +1718,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1730,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1743,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -1452,7 +1772,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1784,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1797,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1519,21 +1839,27 @@ type ContainerSpec struct {
 	User            string               `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
 	Labels          map[string]string    `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,8,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
-	// network is "host" until the overlay exists.
+	// network is "" for the cluster overlay (an address, the service VIP and
+	// DNS), or "host" to share the node's network namespace.
 	Network string `protobuf:"bytes,9,opt,name=network,proto3" json:"network,omitempty"`
 	// healthcheck overrides the image's HEALTHCHECK; unset uses the image's.
 	Healthcheck *HealthCheck `protobuf:"bytes,10,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
 	// log_max_size and log_max_files rotate the task's log on its node
 	// (0 means the node's default).
-	LogMaxSize    int64  `protobuf:"varint,11,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
-	LogMaxFiles   uint32 `protobuf:"varint,12,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	LogMaxSize  int64  `protobuf:"varint,11,opt,name=log_max_size,json=logMaxSize,proto3" json:"log_max_size,omitempty"`
+	LogMaxFiles uint32 `protobuf:"varint,12,opt,name=log_max_files,json=logMaxFiles,proto3" json:"log_max_files,omitempty"`
+	// drain_period is how long a stopping task stays out of its service's
+	// load balancing before its container gets the stop signal, so that
+	// every node stops sending it new connections first (default 1 s;
+	// a zero duration set explicitly means no wait).
+	DrainPeriod   *durationpb.Duration `protobuf:"bytes,13,opt,name=drain_period,json=drainPeriod,proto3" json:"drain_period,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1871,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1884,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -1645,6 +1971,13 @@ func (x *ContainerSpec) GetLogMaxFiles() uint32 {
 	return 0
 }
 
+func (x *ContainerSpec) GetDrainPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.DrainPeriod
+	}
+	return nil
+}
+
 // HealthCheck says how a node probes a task. A task with a check becomes
 // RUNNING only once healthy; one that turns unhealthy is stopped and handled
 // by its restart policy.
@@ -1670,7 +2003,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +2015,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +2028,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HealthCheck) GetProbe() isHealthCheck_Probe {
@@ -1802,7 +2135,7 @@ type HealthExec struct {
 
 func (x *HealthExec) Reset() {
 	*x = HealthExec{}
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +2147,7 @@ func (x *HealthExec) String() string {
 func (*HealthExec) ProtoMessage() {}
 
 func (x *HealthExec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2160,7 @@ func (x *HealthExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthExec.ProtoReflect.Descriptor instead.
 func (*HealthExec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HealthExec) GetCommand() []string {
@@ -1847,7 +2180,7 @@ type HealthHTTP struct {
 
 func (x *HealthHTTP) Reset() {
 	*x = HealthHTTP{}
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +2192,7 @@ func (x *HealthHTTP) String() string {
 func (*HealthHTTP) ProtoMessage() {}
 
 func (x *HealthHTTP) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +2205,7 @@ func (x *HealthHTTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthHTTP.ProtoReflect.Descriptor instead.
 func (*HealthHTTP) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HealthHTTP) GetPath() string {
@@ -1898,7 +2231,7 @@ type HealthTCP struct {
 
 func (x *HealthTCP) Reset() {
 	*x = HealthTCP{}
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2243,7 @@ func (x *HealthTCP) String() string {
 func (*HealthTCP) ProtoMessage() {}
 
 func (x *HealthTCP) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2256,7 @@ func (x *HealthTCP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthTCP.ProtoReflect.Descriptor instead.
 func (*HealthTCP) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HealthTCP) GetPort() uint32 {
@@ -1947,7 +2280,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2292,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2305,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Health) GetState() Health_State {
@@ -2013,7 +2346,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2358,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2371,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -2069,7 +2402,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2414,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2427,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RestartPolicy) GetCondition() RestartPolicy_Condition {
@@ -2135,7 +2468,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2480,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2493,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2190,13 +2523,16 @@ type Service struct {
 	// cluster's data key (AES-256-GCM): never in plain text in the state,
 	// never returned by the API.
 	SealedRegistryAuth []byte `protobuf:"bytes,7,opt,name=sealed_registry_auth,json=sealedRegistryAuth,proto3" json:"sealed_registry_auth,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// endpoint is what managers allocated for the service: its VIP and
+	// published ports.
+	Endpoint      *Endpoint `protobuf:"bytes,8,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2544,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2557,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Service) GetId() string {
@@ -2273,6 +2609,66 @@ func (x *Service) GetSealedRegistryAuth() []byte {
 	return nil
 }
 
+func (x *Service) GetEndpoint() *Endpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type Endpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// vip is the service's virtual IP on the overlay; empty for host networking.
+	Vip           string        `protobuf:"bytes,1,opt,name=vip,proto3" json:"vip,omitempty"`
+	Ports         []*PortConfig `protobuf:"bytes,2,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_warren_v1_types_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Endpoint) GetVip() string {
+	if x != nil {
+		return x.Vip
+	}
+	return ""
+}
+
+func (x *Endpoint) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
 // RegistryAuth are credentials for pulling a service's image.
 type RegistryAuth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2286,7 +2682,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2694,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2707,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegistryAuth) GetServer() string {
@@ -2347,7 +2743,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[27]
+	mi := &file_warren_v1_types_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2755,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[27]
+	mi := &file_warren_v1_types_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2768,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{27}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -2419,14 +2815,17 @@ type Task struct {
 	Status       *TaskStatus `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
 	// registry_auth is set only on the copy of a task sent to the node that
 	// runs it, for the image pull; it is never stored.
-	RegistryAuth  *RegistryAuth `protobuf:"bytes,11,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	RegistryAuth *RegistryAuth `protobuf:"bytes,11,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	// address is the task's overlay address, in its node's block, set when
+	// it is placed; empty with host networking.
+	Address       string `protobuf:"bytes,12,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_warren_v1_types_proto_msgTypes[28]
+	mi := &file_warren_v1_types_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2837,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[28]
+	mi := &file_warren_v1_types_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2850,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{28}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Task) GetId() string {
@@ -2531,6 +2930,13 @@ func (x *Task) GetRegistryAuth() *RegistryAuth {
 	return nil
 }
 
+func (x *Task) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 type TaskStatus struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	State     TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=warren.v1.TaskState" json:"state,omitempty"`
@@ -2555,7 +2961,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[29]
+	mi := &file_warren_v1_types_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2973,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[29]
+	mi := &file_warren_v1_types_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2986,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{29}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2664,7 +3070,7 @@ type ExitInfo struct {
 
 func (x *ExitInfo) Reset() {
 	*x = ExitInfo{}
-	mi := &file_warren_v1_types_proto_msgTypes[30]
+	mi := &file_warren_v1_types_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +3082,7 @@ func (x *ExitInfo) String() string {
 func (*ExitInfo) ProtoMessage() {}
 
 func (x *ExitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[30]
+	mi := &file_warren_v1_types_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +3095,7 @@ func (x *ExitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitInfo.ProtoReflect.Descriptor instead.
 func (*ExitInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{30}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExitInfo) GetExitCode() int32 {
@@ -2726,7 +3132,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_warren_v1_types_proto_msgTypes[31]
+	mi := &file_warren_v1_types_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3144,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[31]
+	mi := &file_warren_v1_types_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3157,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{31}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Image) GetRef() string {
@@ -2807,7 +3213,7 @@ type LogMessage struct {
 
 func (x *LogMessage) Reset() {
 	*x = LogMessage{}
-	mi := &file_warren_v1_types_proto_msgTypes[32]
+	mi := &file_warren_v1_types_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +3225,7 @@ func (x *LogMessage) String() string {
 func (*LogMessage) ProtoMessage() {}
 
 func (x *LogMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[32]
+	mi := &file_warren_v1_types_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +3238,7 @@ func (x *LogMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMessage.ProtoReflect.Descriptor instead.
 func (*LogMessage) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{32}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogMessage) GetTaskId() string {
@@ -2877,6 +3283,372 @@ func (x *LogMessage) GetNotice() string {
 	return ""
 }
 
+// NetworkMap is the overlay as every node must know it: the mesh (each
+// node's block, key and endpoint) and each service's VIP, published ports
+// and current backends. Managers send it to every node whenever it changes.
+type NetworkMap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the store index the map was built at; a node ignores an
+	// older map than the one it holds.
+	Version       uint64              `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Config        *NetworkConfig      `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	Nodes         []*MeshNode         `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Services      []*ServiceEndpoints `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkMap) Reset() {
+	*x = NetworkMap{}
+	mi := &file_warren_v1_types_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkMap) ProtoMessage() {}
+
+func (x *NetworkMap) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
+func (*NetworkMap) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *NetworkMap) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *NetworkMap) GetConfig() *NetworkConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetNodes() []*MeshNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetServices() []*ServiceEndpoints {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type MeshNode struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	NodeId             string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Block              string                 `protobuf:"bytes,2,opt,name=block,proto3" json:"block,omitempty"`
+	WireguardPublicKey string                 `protobuf:"bytes,3,opt,name=wireguard_public_key,json=wireguardPublicKey,proto3" json:"wireguard_public_key,omitempty"`
+	WireguardEndpoint  string                 `protobuf:"bytes,4,opt,name=wireguard_endpoint,json=wireguardEndpoint,proto3" json:"wireguard_endpoint,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *MeshNode) Reset() {
+	*x = MeshNode{}
+	mi := &file_warren_v1_types_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshNode) ProtoMessage() {}
+
+func (x *MeshNode) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshNode.ProtoReflect.Descriptor instead.
+func (*MeshNode) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *MeshNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MeshNode) GetBlock() string {
+	if x != nil {
+		return x.Block
+	}
+	return ""
+}
+
+func (x *MeshNode) GetWireguardPublicKey() string {
+	if x != nil {
+		return x.WireguardPublicKey
+	}
+	return ""
+}
+
+func (x *MeshNode) GetWireguardEndpoint() string {
+	if x != nil {
+		return x.WireguardEndpoint
+	}
+	return ""
+}
+
+type ServiceEndpoints struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Vip       string                 `protobuf:"bytes,3,opt,name=vip,proto3" json:"vip,omitempty"`
+	Ports     []*PortConfig          `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// backends are the tasks that take new connections: desired and
+	// observed RUNNING (so healthy, when the service has a check).
+	Backends      []*Backend `protobuf:"bytes,5,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceEndpoints) Reset() {
+	*x = ServiceEndpoints{}
+	mi := &file_warren_v1_types_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceEndpoints) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceEndpoints) ProtoMessage() {}
+
+func (x *ServiceEndpoints) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceEndpoints.ProtoReflect.Descriptor instead.
+func (*ServiceEndpoints) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ServiceEndpoints) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ServiceEndpoints) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceEndpoints) GetVip() string {
+	if x != nil {
+		return x.Vip
+	}
+	return ""
+}
+
+func (x *ServiceEndpoints) GetPorts() []*PortConfig {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *ServiceEndpoints) GetBackends() []*Backend {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+type Backend struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TaskId  string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	NodeId  string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// weight is the task's share of new connections relative to the others
+	// (1 when unset); deployments split traffic with it.
+	Weight        uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backend) Reset() {
+	*x = Backend{}
+	mi := &file_warren_v1_types_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backend) ProtoMessage() {}
+
+func (x *Backend) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backend.ProtoReflect.Descriptor instead.
+func (*Backend) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Backend) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Backend) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Backend) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Backend) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// MeshPeer is a node's view of one of its WireGuard peers.
+type MeshPeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Endpoint      string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	LastHandshake *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_handshake,json=lastHandshake,proto3" json:"last_handshake,omitempty"`
+	RxBytes       uint64                 `protobuf:"varint,4,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxBytes       uint64                 `protobuf:"varint,5,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshPeer) Reset() {
+	*x = MeshPeer{}
+	mi := &file_warren_v1_types_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshPeer) ProtoMessage() {}
+
+func (x *MeshPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshPeer.ProtoReflect.Descriptor instead.
+func (*MeshPeer) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *MeshPeer) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MeshPeer) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *MeshPeer) GetLastHandshake() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHandshake
+	}
+	return nil
+}
+
+func (x *MeshPeer) GetRxBytes() uint64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *MeshPeer) GetTxBytes() uint64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
 var File_warren_v1_types_proto protoreflect.FileDescriptor
 
 const file_warren_v1_types_proto_rawDesc = "" +
@@ -2907,18 +3679,28 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x0eholder_node_id\x18\x04 \x01(\tR\fholderNodeId\x12\x19\n" +
 	"\bnode_ids\x18\x05 \x03(\tR\anodeIds\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x83\x02\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb7\x02\n" +
 	"\vClusterSpec\x12,\n" +
 	"\x12task_history_limit\x18\x01 \x01(\rR\x10taskHistoryLimit\x12D\n" +
 	"\x10heartbeat_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12A\n" +
 	"\x0fnode_down_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rnodeDownAfter\x12=\n" +
-	"\rnode_cert_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vnodeCertTtl\"\xd1\x01\n" +
+	"\rnode_cert_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vnodeCertTtl\x122\n" +
+	"\anetwork\x18\x05 \x01(\v2\x18.warren.v1.NetworkConfigR\anetwork\"p\n" +
+	"\rNetworkConfig\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12,\n" +
+	"\x12node_prefix_length\x18\x02 \x01(\rR\x10nodePrefixLength\x12\x19\n" +
+	"\bvip_pool\x18\x03 \x01(\tR\avipPool\"\x83\x02\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12'\n" +
 	"\x04spec\x18\x03 \x01(\v2\x13.warren.v1.NodeSpecR\x04spec\x12<\n" +
 	"\vdescription\x18\x04 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12-\n" +
-	"\x06status\x18\x05 \x01(\v2\x15.warren.v1.NodeStatusR\x06status\"\xe8\x01\n" +
+	"\x06status\x18\x05 \x01(\v2\x15.warren.v1.NodeStatusR\x06status\x120\n" +
+	"\anetwork\x18\x06 \x01(\v2\x16.warren.v1.NodeNetworkR\anetwork\"\x84\x01\n" +
+	"\vNodeNetwork\x12\x14\n" +
+	"\x05block\x18\x01 \x01(\tR\x05block\x120\n" +
+	"\x14wireguard_public_key\x18\x02 \x01(\tR\x12wireguardPublicKey\x12-\n" +
+	"\x12wireguard_endpoint\x18\x03 \x01(\tR\x11wireguardEndpoint\"\xe8\x01\n" +
 	"\bNodeSpec\x12'\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x13.warren.v1.NodeRoleR\x04role\x12?\n" +
 	"\favailability\x18\x02 \x01(\x0e2\x1b.warren.v1.NodeAvailabilityR\favailability\x127\n" +
@@ -2944,7 +3726,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.warren.v1.NodeStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x12\n" +
 	"\x04addr\x18\x03 \x01(\tR\x04addr\x12@\n" +
-	"\x0ecert_not_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\"\xee\x02\n" +
+	"\x0ecert_not_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\"\xa3\x03\n" +
 	"\vServiceSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\x06labels\x18\x02 \x03(\v2\".warren.v1.ServiceSpec.LabelsEntryR\x06labels\x12'\n" +
@@ -2953,11 +3735,21 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"replicated\x18\x04 \x01(\v2\x1c.warren.v1.ReplicatedServiceH\x00R\n" +
 	"replicated\x122\n" +
 	"\x06global\x18\x05 \x01(\v2\x18.warren.v1.GlobalServiceH\x00R\x06global\x12/\n" +
-	"\x06update\x18\x06 \x01(\v2\x17.warren.v1.UpdateConfigR\x06update\x1a9\n" +
+	"\x06update\x18\x06 \x01(\v2\x17.warren.v1.UpdateConfigR\x06update\x123\n" +
+	"\bendpoint\x18\a \x01(\v2\x17.warren.v1.EndpointSpecR\bendpoint\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
-	"\x04mode\"/\n" +
+	"\x04mode\";\n" +
+	"\fEndpointSpec\x12+\n" +
+	"\x05ports\x18\x01 \x03(\v2\x15.warren.v1.PortConfigR\x05ports\"\xab\x01\n" +
+	"\n" +
+	"PortConfig\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x1f\n" +
+	"\vtarget_port\x18\x02 \x01(\rR\n" +
+	"targetPort\x12%\n" +
+	"\x0epublished_port\x18\x03 \x01(\rR\rpublishedPort\x129\n" +
+	"\fpublish_mode\x18\x04 \x01(\x0e2\x16.warren.v1.PublishModeR\vpublishMode\"/\n" +
 	"\x11ReplicatedService\x12\x1a\n" +
 	"\breplicas\x18\x01 \x01(\x04R\breplicas\"\x0f\n" +
 	"\rGlobalService\"a\n" +
@@ -2968,7 +3760,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\tcontainer\x18\x01 \x01(\v2\x18.warren.v1.ContainerSpecR\tcontainer\x12=\n" +
 	"\tresources\x18\x02 \x01(\v2\x1f.warren.v1.ResourceRequirementsR\tresources\x122\n" +
 	"\arestart\x18\x03 \x01(\v2\x18.warren.v1.RestartPolicyR\arestart\x122\n" +
-	"\tplacement\x18\x04 \x01(\v2\x14.warren.v1.PlacementR\tplacement\"\xed\x03\n" +
+	"\tplacement\x18\x04 \x01(\v2\x14.warren.v1.PlacementR\tplacement\"\xab\x04\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x12\n" +
@@ -2983,7 +3775,8 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	" \x01(\v2\x16.warren.v1.HealthCheckR\vhealthcheck\x12 \n" +
 	"\flog_max_size\x18\v \x01(\x03R\n" +
 	"logMaxSize\x12\"\n" +
-	"\rlog_max_files\x18\f \x01(\rR\vlogMaxFiles\x1a9\n" +
+	"\rlog_max_files\x18\f \x01(\rR\vlogMaxFiles\x12<\n" +
+	"\fdrain_period\x18\r \x01(\v2\x19.google.protobuf.DurationR\vdrainPeriod\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x02\n" +
@@ -3033,7 +3826,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x0eCONDITION_NONE\x10\x02\"`\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x121\n" +
-	"\x15max_replicas_per_node\x18\x02 \x01(\x04R\x12maxReplicasPerNode\"\xba\x02\n" +
+	"\x15max_replicas_per_node\x18\x02 \x01(\x04R\x12maxReplicasPerNode\"\xeb\x02\n" +
 	"\aService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12*\n" +
@@ -3041,7 +3834,11 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\fspec_version\x18\x04 \x01(\x04R\vspecVersion\x12;\n" +
 	"\rprevious_spec\x18\x05 \x01(\v2\x16.warren.v1.ServiceSpecR\fpreviousSpec\x12<\n" +
 	"\rupdate_status\x18\x06 \x01(\v2\x17.warren.v1.UpdateStatusR\fupdateStatus\x120\n" +
-	"\x14sealed_registry_auth\x18\a \x01(\fR\x12sealedRegistryAuth\"^\n" +
+	"\x14sealed_registry_auth\x18\a \x01(\fR\x12sealedRegistryAuth\x12/\n" +
+	"\bendpoint\x18\b \x01(\v2\x13.warren.v1.EndpointR\bendpoint\"I\n" +
+	"\bEndpoint\x12\x10\n" +
+	"\x03vip\x18\x01 \x01(\tR\x03vip\x12+\n" +
+	"\x05ports\x18\x02 \x03(\v2\x15.warren.v1.PortConfigR\x05ports\"^\n" +
 	"\fRegistryAuth\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
@@ -3055,7 +3852,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x05State\x12\x11\n" +
 	"\rSTATE_UNKNOWN\x10\x00\x12\x12\n" +
 	"\x0eSTATE_UPDATING\x10\x01\x12\x13\n" +
-	"\x0fSTATE_COMPLETED\x10\x02\"\x9e\x03\n" +
+	"\x0fSTATE_COMPLETED\x10\x02\"\xb8\x03\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12\x1d\n" +
@@ -3069,7 +3866,8 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\rdesired_state\x18\t \x01(\x0e2\x14.warren.v1.TaskStateR\fdesiredState\x12-\n" +
 	"\x06status\x18\n" +
 	" \x01(\v2\x15.warren.v1.TaskStatusR\x06status\x12<\n" +
-	"\rregistry_auth\x18\v \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\"\xf1\x02\n" +
+	"\rregistry_auth\x18\v \x01(\v2\x17.warren.v1.RegistryAuthR\fregistryAuth\x12\x18\n" +
+	"\aaddress\x18\f \x01(\tR\aaddress\"\xf1\x02\n" +
 	"\n" +
 	"TaskStatus\x12*\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x14.warren.v1.TaskStateR\x05state\x128\n" +
@@ -3101,7 +3899,36 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04line\x18\x05 \x01(\fR\x04line\x12\x16\n" +
-	"\x06notice\x18\x06 \x01(\tR\x06notice*R\n" +
+	"\x06notice\x18\x06 \x01(\tR\x06notice\"\xbc\x01\n" +
+	"\n" +
+	"NetworkMap\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
+	"\x06config\x18\x02 \x01(\v2\x18.warren.v1.NetworkConfigR\x06config\x12)\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x13.warren.v1.MeshNodeR\x05nodes\x127\n" +
+	"\bservices\x18\x04 \x03(\v2\x1b.warren.v1.ServiceEndpointsR\bservices\"\x9a\x01\n" +
+	"\bMeshNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05block\x18\x02 \x01(\tR\x05block\x120\n" +
+	"\x14wireguard_public_key\x18\x03 \x01(\tR\x12wireguardPublicKey\x12-\n" +
+	"\x12wireguard_endpoint\x18\x04 \x01(\tR\x11wireguardEndpoint\"\xb4\x01\n" +
+	"\x10ServiceEndpoints\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03vip\x18\x03 \x01(\tR\x03vip\x12+\n" +
+	"\x05ports\x18\x04 \x03(\v2\x15.warren.v1.PortConfigR\x05ports\x12.\n" +
+	"\bbackends\x18\x05 \x03(\v2\x12.warren.v1.BackendR\bbackends\"m\n" +
+	"\aBackend\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\"\xb8\x01\n" +
+	"\bMeshPeer\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12A\n" +
+	"\x0elast_handshake\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rlastHandshake\x12\x19\n" +
+	"\brx_bytes\x18\x04 \x01(\x04R\arxBytes\x12\x19\n" +
+	"\btx_bytes\x18\x05 \x01(\x04R\atxBytes*R\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_WORKER\x10\x01\x12\x15\n" +
@@ -3114,7 +3941,10 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\x12NODE_STATE_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fNODE_STATE_DOWN\x10\x01\x12\x14\n" +
 	"\x10NODE_STATE_READY\x10\x02\x12\x1b\n" +
-	"\x17NODE_STATE_DISCONNECTED\x10\x03*\xe8\x02\n" +
+	"\x17NODE_STATE_DISCONNECTED\x10\x03*>\n" +
+	"\vPublishMode\x12\x18\n" +
+	"\x14PUBLISH_MODE_INGRESS\x10\x00\x12\x15\n" +
+	"\x11PUBLISH_MODE_HOST\x10\x01*\xe8\x02\n" +
 	"\tTaskState\x12\x12\n" +
 	"\x0eTASK_STATE_NEW\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10@\x12\x18\n" +
@@ -3143,128 +3973,153 @@ func file_warren_v1_types_proto_rawDescGZIP() []byte {
 	return file_warren_v1_types_proto_rawDescData
 }
 
-var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_warren_v1_types_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: warren.v1.NodeRole
 	(NodeAvailability)(0),         // 1: warren.v1.NodeAvailability
 	(NodeState)(0),                // 2: warren.v1.NodeState
-	(TaskState)(0),                // 3: warren.v1.TaskState
-	(Health_State)(0),             // 4: warren.v1.Health.State
-	(RestartPolicy_Condition)(0),  // 5: warren.v1.RestartPolicy.Condition
-	(UpdateStatus_State)(0),       // 6: warren.v1.UpdateStatus.State
-	(*Meta)(nil),                  // 7: warren.v1.Meta
-	(*Cluster)(nil),               // 8: warren.v1.Cluster
-	(*JoinSecrets)(nil),           // 9: warren.v1.JoinSecrets
-	(*ImageArchive)(nil),          // 10: warren.v1.ImageArchive
-	(*ClusterSpec)(nil),           // 11: warren.v1.ClusterSpec
-	(*Node)(nil),                  // 12: warren.v1.Node
-	(*NodeSpec)(nil),              // 13: warren.v1.NodeSpec
-	(*Platform)(nil),              // 14: warren.v1.Platform
-	(*Resources)(nil),             // 15: warren.v1.Resources
-	(*NodeDescription)(nil),       // 16: warren.v1.NodeDescription
-	(*NodeStatus)(nil),            // 17: warren.v1.NodeStatus
-	(*ServiceSpec)(nil),           // 18: warren.v1.ServiceSpec
-	(*ReplicatedService)(nil),     // 19: warren.v1.ReplicatedService
-	(*GlobalService)(nil),         // 20: warren.v1.GlobalService
-	(*UpdateConfig)(nil),          // 21: warren.v1.UpdateConfig
-	(*TaskSpec)(nil),              // 22: warren.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 23: warren.v1.ContainerSpec
-	(*HealthCheck)(nil),           // 24: warren.v1.HealthCheck
-	(*HealthExec)(nil),            // 25: warren.v1.HealthExec
-	(*HealthHTTP)(nil),            // 26: warren.v1.HealthHTTP
-	(*HealthTCP)(nil),             // 27: warren.v1.HealthTCP
-	(*Health)(nil),                // 28: warren.v1.Health
-	(*ResourceRequirements)(nil),  // 29: warren.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 30: warren.v1.RestartPolicy
-	(*Placement)(nil),             // 31: warren.v1.Placement
-	(*Service)(nil),               // 32: warren.v1.Service
-	(*RegistryAuth)(nil),          // 33: warren.v1.RegistryAuth
-	(*UpdateStatus)(nil),          // 34: warren.v1.UpdateStatus
-	(*Task)(nil),                  // 35: warren.v1.Task
-	(*TaskStatus)(nil),            // 36: warren.v1.TaskStatus
-	(*ExitInfo)(nil),              // 37: warren.v1.ExitInfo
-	(*Image)(nil),                 // 38: warren.v1.Image
-	(*LogMessage)(nil),            // 39: warren.v1.LogMessage
-	nil,                           // 40: warren.v1.NodeSpec.LabelsEntry
-	nil,                           // 41: warren.v1.ServiceSpec.LabelsEntry
-	nil,                           // 42: warren.v1.ContainerSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
+	(PublishMode)(0),              // 3: warren.v1.PublishMode
+	(TaskState)(0),                // 4: warren.v1.TaskState
+	(Health_State)(0),             // 5: warren.v1.Health.State
+	(RestartPolicy_Condition)(0),  // 6: warren.v1.RestartPolicy.Condition
+	(UpdateStatus_State)(0),       // 7: warren.v1.UpdateStatus.State
+	(*Meta)(nil),                  // 8: warren.v1.Meta
+	(*Cluster)(nil),               // 9: warren.v1.Cluster
+	(*JoinSecrets)(nil),           // 10: warren.v1.JoinSecrets
+	(*ImageArchive)(nil),          // 11: warren.v1.ImageArchive
+	(*ClusterSpec)(nil),           // 12: warren.v1.ClusterSpec
+	(*NetworkConfig)(nil),         // 13: warren.v1.NetworkConfig
+	(*Node)(nil),                  // 14: warren.v1.Node
+	(*NodeNetwork)(nil),           // 15: warren.v1.NodeNetwork
+	(*NodeSpec)(nil),              // 16: warren.v1.NodeSpec
+	(*Platform)(nil),              // 17: warren.v1.Platform
+	(*Resources)(nil),             // 18: warren.v1.Resources
+	(*NodeDescription)(nil),       // 19: warren.v1.NodeDescription
+	(*NodeStatus)(nil),            // 20: warren.v1.NodeStatus
+	(*ServiceSpec)(nil),           // 21: warren.v1.ServiceSpec
+	(*EndpointSpec)(nil),          // 22: warren.v1.EndpointSpec
+	(*PortConfig)(nil),            // 23: warren.v1.PortConfig
+	(*ReplicatedService)(nil),     // 24: warren.v1.ReplicatedService
+	(*GlobalService)(nil),         // 25: warren.v1.GlobalService
+	(*UpdateConfig)(nil),          // 26: warren.v1.UpdateConfig
+	(*TaskSpec)(nil),              // 27: warren.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 28: warren.v1.ContainerSpec
+	(*HealthCheck)(nil),           // 29: warren.v1.HealthCheck
+	(*HealthExec)(nil),            // 30: warren.v1.HealthExec
+	(*HealthHTTP)(nil),            // 31: warren.v1.HealthHTTP
+	(*HealthTCP)(nil),             // 32: warren.v1.HealthTCP
+	(*Health)(nil),                // 33: warren.v1.Health
+	(*ResourceRequirements)(nil),  // 34: warren.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 35: warren.v1.RestartPolicy
+	(*Placement)(nil),             // 36: warren.v1.Placement
+	(*Service)(nil),               // 37: warren.v1.Service
+	(*Endpoint)(nil),              // 38: warren.v1.Endpoint
+	(*RegistryAuth)(nil),          // 39: warren.v1.RegistryAuth
+	(*UpdateStatus)(nil),          // 40: warren.v1.UpdateStatus
+	(*Task)(nil),                  // 41: warren.v1.Task
+	(*TaskStatus)(nil),            // 42: warren.v1.TaskStatus
+	(*ExitInfo)(nil),              // 43: warren.v1.ExitInfo
+	(*Image)(nil),                 // 44: warren.v1.Image
+	(*LogMessage)(nil),            // 45: warren.v1.LogMessage
+	(*NetworkMap)(nil),            // 46: warren.v1.NetworkMap
+	(*MeshNode)(nil),              // 47: warren.v1.MeshNode
+	(*ServiceEndpoints)(nil),      // 48: warren.v1.ServiceEndpoints
+	(*Backend)(nil),               // 49: warren.v1.Backend
+	(*MeshPeer)(nil),              // 50: warren.v1.MeshPeer
+	nil,                           // 51: warren.v1.NodeSpec.LabelsEntry
+	nil,                           // 52: warren.v1.ServiceSpec.LabelsEntry
+	nil,                           // 53: warren.v1.ContainerSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 55: google.protobuf.Duration
 }
 var file_warren_v1_types_proto_depIdxs = []int32{
-	43, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	43, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
-	11, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
-	9,  // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
-	10, // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
-	43, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
-	44, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
-	44, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
-	44, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
-	7,  // 10: warren.v1.Node.meta:type_name -> warren.v1.Meta
-	13, // 11: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
-	16, // 12: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
-	17, // 13: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
-	0,  // 14: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
-	1,  // 15: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	40, // 16: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
-	14, // 17: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
-	15, // 18: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	38, // 19: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
-	2,  // 20: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	43, // 21: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
-	41, // 22: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
-	22, // 23: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
-	19, // 24: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
-	20, // 25: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
-	21, // 26: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	44, // 27: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	23, // 28: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
-	29, // 29: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
-	30, // 30: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
-	31, // 31: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	42, // 32: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	44, // 33: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	24, // 34: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
-	25, // 35: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
-	26, // 36: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
-	27, // 37: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
-	44, // 38: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	44, // 39: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	44, // 40: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	4,  // 41: warren.v1.Health.state:type_name -> warren.v1.Health.State
-	43, // 42: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
-	15, // 43: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
-	15, // 44: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
-	5,  // 45: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	44, // 46: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	44, // 47: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	7,  // 48: warren.v1.Service.meta:type_name -> warren.v1.Meta
-	18, // 49: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
-	18, // 50: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	34, // 51: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
-	6,  // 52: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	43, // 53: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	43, // 54: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	7,  // 55: warren.v1.Task.meta:type_name -> warren.v1.Meta
-	22, // 56: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
-	3,  // 57: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	36, // 58: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	33, // 59: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
-	3,  // 60: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	43, // 61: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	37, // 62: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	28, // 63: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
-	43, // 64: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	43, // 65: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	43, // 66: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	54, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	54, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
+	12, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
+	10, // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
+	11, // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
+	54, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
+	55, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
+	55, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
+	55, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
+	13, // 10: warren.v1.ClusterSpec.network:type_name -> warren.v1.NetworkConfig
+	8,  // 11: warren.v1.Node.meta:type_name -> warren.v1.Meta
+	16, // 12: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
+	19, // 13: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
+	20, // 14: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
+	15, // 15: warren.v1.Node.network:type_name -> warren.v1.NodeNetwork
+	0,  // 16: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
+	1,  // 17: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
+	51, // 18: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	17, // 19: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
+	18, // 20: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
+	44, // 21: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	2,  // 22: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
+	54, // 23: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	52, // 24: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	27, // 25: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
+	24, // 26: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
+	25, // 27: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
+	26, // 28: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
+	22, // 29: warren.v1.ServiceSpec.endpoint:type_name -> warren.v1.EndpointSpec
+	23, // 30: warren.v1.EndpointSpec.ports:type_name -> warren.v1.PortConfig
+	3,  // 31: warren.v1.PortConfig.publish_mode:type_name -> warren.v1.PublishMode
+	55, // 32: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	28, // 33: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
+	34, // 34: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
+	35, // 35: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
+	36, // 36: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
+	53, // 37: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	55, // 38: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	29, // 39: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
+	55, // 40: warren.v1.ContainerSpec.drain_period:type_name -> google.protobuf.Duration
+	30, // 41: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
+	31, // 42: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
+	32, // 43: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
+	55, // 44: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	55, // 45: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	55, // 46: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	5,  // 47: warren.v1.Health.state:type_name -> warren.v1.Health.State
+	54, // 48: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
+	18, // 49: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
+	18, // 50: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
+	6,  // 51: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
+	55, // 52: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	55, // 53: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	8,  // 54: warren.v1.Service.meta:type_name -> warren.v1.Meta
+	21, // 55: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
+	21, // 56: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
+	40, // 57: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	38, // 58: warren.v1.Service.endpoint:type_name -> warren.v1.Endpoint
+	23, // 59: warren.v1.Endpoint.ports:type_name -> warren.v1.PortConfig
+	7,  // 60: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
+	54, // 61: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	54, // 62: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 63: warren.v1.Task.meta:type_name -> warren.v1.Meta
+	27, // 64: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
+	4,  // 65: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
+	42, // 66: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	39, // 67: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
+	4,  // 68: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	54, // 69: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	43, // 70: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	33, // 71: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
+	54, // 72: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	54, // 73: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	54, // 74: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
+	13, // 75: warren.v1.NetworkMap.config:type_name -> warren.v1.NetworkConfig
+	47, // 76: warren.v1.NetworkMap.nodes:type_name -> warren.v1.MeshNode
+	48, // 77: warren.v1.NetworkMap.services:type_name -> warren.v1.ServiceEndpoints
+	23, // 78: warren.v1.ServiceEndpoints.ports:type_name -> warren.v1.PortConfig
+	49, // 79: warren.v1.ServiceEndpoints.backends:type_name -> warren.v1.Backend
+	54, // 80: warren.v1.MeshPeer.last_handshake:type_name -> google.protobuf.Timestamp
+	81, // [81:81] is the sub-list for method output_type
+	81, // [81:81] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }
@@ -3272,11 +4127,11 @@ func file_warren_v1_types_proto_init() {
 	if File_warren_v1_types_proto != nil {
 		return
 	}
-	file_warren_v1_types_proto_msgTypes[11].OneofWrappers = []any{
+	file_warren_v1_types_proto_msgTypes[13].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
-	file_warren_v1_types_proto_msgTypes[17].OneofWrappers = []any{
+	file_warren_v1_types_proto_msgTypes[21].OneofWrappers = []any{
 		(*HealthCheck_Exec)(nil),
 		(*HealthCheck_Http)(nil),
 		(*HealthCheck_Tcp)(nil),
@@ -3286,8 +4141,8 @@ func file_warren_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_types_proto_rawDesc), len(file_warren_v1_types_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   36,
+			NumEnums:      8,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -61,8 +61,8 @@ $warren image import "$tar"
 rm -f "$tar"
 
 if ! $warren service inspect demo >/dev/null 2>&1; then
-	$warren service create demo --image warren.local/demo:latest --replicas 1 \
-		-- httpd -f -p 8080 -h /www
+	$warren service create demo --image warren.local/demo:latest --replicas 2 --publish 8080:80 \
+		-- httpd -f -p 80 -h /www
 fi
 $warren service ls
 echo

@@ -5,14 +5,20 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/warren-project/warren/internal/manager"
+	"github.com/warren-project/warren/internal/network/ipam"
+	"github.com/warren-project/warren/internal/network/overlay"
+	"github.com/warren-project/warren/internal/network/wireguard"
 )
 
 // newClusterInitCmd runs a manager in the foreground: a new cluster on an
 // empty data dir, the same cluster resumed on an existing one.
 func newClusterInitCmd() *cobra.Command {
 	cfg := manager.DefaultConfig()
+	var subnet, vipPool string
+	var blockBits int
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Start a cluster (or resume it from its data dir) and run its manager in the foreground",
@@ -25,6 +31,11 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			plan, err := ipam.ParsePlan(subnet, blockBits, vipPool)
+			if err != nil {
+				return err
+			}
+			cfg.AddressPlan = plan
 			m, err := manager.New(cfg)
 			if err != nil {
 				return err
@@ -43,5 +54,16 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", cfg.ContainerdSocket, "containerd to use; when none answers there, warren runs its own under the data dir")
 	f.DurationVar(&cfg.NodeCertTTL, "cert-expiry", 0, "lifetime of node certificates, at least 1m (default 2160h, 90 days); nodes renew them well before")
 	f.DurationVar(&cfg.HeartbeatPeriod, "heartbeat-period", cfg.HeartbeatPeriod, "how often nodes heartbeat")
+	f.StringVar(&subnet, "subnet", ipam.DefaultSubnet, "overlay subnet of a new cluster, split into one block per node")
+	f.IntVar(&blockBits, "node-block-size", ipam.DefaultNodePrefixLength, "prefix length of each node's block of the subnet (24: 253 tasks per node)")
+	f.StringVar(&vipPool, "vip-pool", ipam.DefaultVIPPool, "range of a new cluster's service virtual IPs")
+	addOverlayFlags(f, &cfg.Overlay)
 	return cmd
+}
+
+// addOverlayFlags are a node's overlay flags, for init and join.
+func addOverlayFlags(f *pflag.FlagSet, o *overlay.Options) {
+	o.Enabled = true
+	f.BoolVar(&o.Enabled, "overlay", true, "run the overlay network (bridge, WireGuard mesh, VIPs, DNS); false runs host-network tasks only")
+	f.IntVar(&o.ListenPort, "wireguard-port", wireguard.DefaultPort, "UDP port of the node's WireGuard link")
 }

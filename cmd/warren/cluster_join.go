@@ -44,6 +44,7 @@ SIGTERM or Ctrl-C stops the agent; containers keep running.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the node's credentials, state and logs")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address other nodes reach this node at")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", cfg.ContainerdSocket, "containerd to use; when none answers there, warren runs its own under the data dir")
+	addOverlayFlags(f, &cfg.Overlay)
 	return cmd
 }
 

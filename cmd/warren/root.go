@@ -72,7 +72,7 @@ func newRootCmd(name string, c *cli) *cobra.Command {
 	f.StringVarP(&c.host, "host", "H", "", "manager to talk to: unix:///path or tcp://HOST:PORT (default $"+client.HostEnv+", else "+client.DefaultHost+")")
 	f.StringVar(&c.tlsDir, "tls-dir", "", "directory holding ca.crt, client.crt and client.key for tcp:// hosts (default $"+client.TLSDirEnv+", else ~/.warren/tls)")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServiceCmd(c), newNodeCmd(c), newClusterCmd(c), newImageCmd(c), newVersionCmd(c), newLogsCmd(c), newLogDriverCmd(c), newExecCmd(c))
+	root.AddCommand(newServiceCmd(c), newNodeCmd(c), newClusterCmd(c), newImageCmd(c), newVersionCmd(c), newLogsCmd(c), newLogDriverCmd(c), newExecCmd(c), newNetworkCmd(c))
 	return root
 }
 

@@ -18,6 +18,8 @@ type serviceOpts struct {
 	replicas, restartMaxAttempts                 uint64
 	updateParallelism, maxPerNode                uint64
 	env, constraints, labels, containerLabels    []string
+	publish                                      []string
+	drain                                        time.Duration
 	restartCondition                             string
 	restartDelay, restartWindow                  time.Duration
 	stopGrace, updateDelay                       time.Duration
@@ -55,7 +57,9 @@ func (o *serviceOpts) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.stopGrace, "stop-grace-period", 0, "time between SIGTERM and SIGKILL")
 	f.Uint64Var(&o.updateParallelism, "update-parallelism", 0, "tasks replaced at once in an update (0: 1)")
 	f.DurationVar(&o.updateDelay, "update-delay", 0, "pause between two batches of an update")
-	f.StringVar(&o.network, "network", "", `network to attach to ("host" for now)`)
+	f.StringVar(&o.network, "network", "overlay", `"overlay" (an address, the service VIP and DNS) or "host" (share the node's network)`)
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port on every node: PUBLISHED:TARGET[/udp], or mode=host,published=N,target=N[,protocol=udp] for the nodes running a task (repeatable)")
+	f.DurationVar(&o.drain, "drain-period", 0, "how long a stopping task stays out of load balancing before it is signalled (default 1s)")
 	f.Uint64Var(&o.maxPerNode, "max-replicas-per-node", 0, "at most this many tasks on one node (0: no limit)")
 	o.auth.addFlags(f, false)
 	f.BoolVarP(&o.detach, "detach", "d", false, "return at once instead of waiting for the service to converge")
@@ -75,8 +79,11 @@ func (o *serviceOpts) spec(f *pflag.FlagSet, name string, args []string) (*api.S
 		Name: name,
 		Task: &api.TaskSpec{Container: &api.ContainerSpec{
 			Image: o.image, Command: strings.Fields(o.command), Args: args, Env: o.env,
-			Workdir: o.workdir, User: o.user, Network: o.network,
+			Workdir: o.workdir, User: o.user,
 		}},
+	}
+	if err := o.setNetwork(f, s); err != nil {
+		return nil, err
 	}
 	if err := o.setMode(f, s); err != nil {
 		return nil, err
@@ -113,6 +120,32 @@ func (o *serviceOpts) spec(f *pflag.FlagSet, name string, args []string) (*api.S
 		}
 	}
 	return s, nil
+}
+
+// setNetwork sets the network mode and published ports.
+func (o *serviceOpts) setNetwork(f *pflag.FlagSet, s *api.ServiceSpec) error {
+	switch o.network {
+	case "overlay", "":
+		s.Task.Container.Network = spec.NetworkOverlay
+	case spec.NetworkHost:
+		s.Task.Container.Network = spec.NetworkHost
+	default:
+		return fmt.Errorf("invalid --network %q: use overlay or host", o.network)
+	}
+	for _, v := range o.publish {
+		p, err := spec.ParsePublish(v)
+		if err != nil {
+			return err
+		}
+		if s.Endpoint == nil {
+			s.Endpoint = &api.EndpointSpec{}
+		}
+		s.Endpoint.Ports = append(s.Endpoint.Ports, p)
+	}
+	if f.Changed("drain-period") {
+		s.Task.Container.DrainPeriod = durationpb.New(o.drain)
+	}
+	return nil
 }
 
 func (o *serviceOpts) setMode(f *pflag.FlagSet, s *api.ServiceSpec) error {

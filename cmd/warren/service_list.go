@@ -4,16 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/spec"
 )
 
 // serviceRow is one line of `service ls`, and what its templates see.
 type serviceRow struct {
-	ID, Name, Mode, Replicas, Image, Updated string
+	ID, Name, Mode, Replicas, Image, VIP, Ports, Updated string
 }
 
 func newServiceListCmd(c *cli) *cobra.Command {
@@ -43,7 +45,7 @@ func (c *cli) listServices(cmd *cobra.Command, f format) error {
 	}
 	services := resp.GetServices()
 	sort.Slice(services, func(i, j int) bool { return services[i].GetSpec().GetName() < services[j].GetSpec().GetName() })
-	l := listing{header: []string{"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "UPDATED"}}
+	l := listing{header: []string{"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "VIP", "PORTS", "UPDATED"}}
 	for _, s := range services {
 		mode := "replicated"
 		if s.GetSpec().GetGlobal() != nil {
@@ -53,9 +55,11 @@ func (c *cli) listServices(cmd *cobra.Command, f format) error {
 			ID: shortID(s.GetId()), Name: s.GetSpec().GetName(), Mode: mode,
 			Replicas: fmt.Sprintf("%d/%d", resp.GetRunningTasks()[s.GetId()], resp.GetDesiredTasks()[s.GetId()]),
 			Image:    s.GetSpec().GetTask().GetContainer().GetImage(),
+			VIP:      s.GetEndpoint().GetVip(),
+			Ports:    formatPorts(s.GetEndpoint().GetPorts()),
 			Updated:  c.ago(s.GetMeta().GetUpdatedAt()),
 		}
-		l.add(r, s, r.ID, r.Name, r.Mode, r.Replicas, r.Image, r.Updated)
+		l.add(r, s, r.ID, r.Name, r.Mode, r.Replicas, r.Image, r.VIP, r.Ports, r.Updated)
 	}
 	return writeListing(c.out, f, l)
 }
@@ -98,4 +102,13 @@ func (c *cli) inspectServices(cmd *cobra.Command, f format, refs []string) error
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// formatPorts is "*:8080->80/tcp, *:53->53/udp" as `docker service ls` shows.
+func formatPorts(ports []*api.PortConfig) string {
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = "*:" + spec.FormatPort(p)
+	}
+	return strings.Join(out, ", ")
 }

@@ -8,12 +8,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/spec"
 )
 
 // psRow is one line of `service ps`, and what its templates see.
 type psRow struct {
-	ID, Name, Image, Node, DesiredState, CurrentState, Error string
-	Restarts                                                 uint32
+	ID, Name, Image, Node, Address, DesiredState, CurrentState, Error string
+	Restarts                                                          uint32
 	// Health is "starting", "healthy" or "unhealthy" for a task with a
 	// health check, else empty.
 	Health string
@@ -46,14 +47,14 @@ func (c *cli) servicePs(cmd *cobra.Command, ref string, f format, noTrunc bool) 
 		return err
 	}
 	hosts := c.hostnames(cmd.Context())
-	l := listing{header: []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "RESTARTS", "ERROR"}}
+	l := listing{header: []string{"ID", "NAME", "IMAGE", "NODE", "ADDRESS", "DESIRED STATE", "CURRENT STATE", "RESTARTS", "ERROR"}}
 	for _, g := range groupTasks(resp.GetTasks()) {
 		for i, t := range g {
 			r := c.psRow(t, hosts, noTrunc)
 			if i > 0 {
 				r.Name = ` \_ ` + r.Name
 			}
-			l.add(r, t, r.ID, r.Name, r.Image, r.Node, r.DesiredState, r.CurrentState, fmt.Sprint(r.Restarts), r.Error)
+			l.add(r, t, r.ID, r.Name, r.Image, r.Node, r.Address, r.DesiredState, r.CurrentState, fmt.Sprint(r.Restarts), r.Error)
 		}
 	}
 	return writeListing(c.out, f, l)
@@ -62,7 +63,7 @@ func (c *cli) servicePs(cmd *cobra.Command, ref string, f format, noTrunc bool) 
 func (c *cli) psRow(t *api.Task, hosts map[string]string, noTrunc bool) psRow {
 	st := t.GetStatus()
 	r := psRow{
-		ID: t.GetId(), Name: taskName(t), Image: t.GetSpec().GetContainer().GetImage(),
+		ID: t.GetId(), Name: taskName(t), Image: t.GetSpec().GetContainer().GetImage(), Address: taskAddress(t),
 		DesiredState: stateTitle(t.GetDesiredState()),
 		CurrentState: joinNonEmpty(" ", stateTitle(st.GetState()), lowerFirst(c.ago(st.GetTimestamp()))),
 		Restarts:     st.GetRestartCount(), Error: st.GetErr(),
@@ -132,4 +133,12 @@ func before(a, b *api.Task) bool {
 		return ta.After(tb)
 	}
 	return a.GetMeta().GetVersion() > b.GetMeta().GetVersion()
+}
+
+// taskAddress is a task's overlay address, or "host" on the host network.
+func taskAddress(t *api.Task) string {
+	if t.GetSpec().GetContainer().GetNetwork() == spec.NetworkHost {
+		return "host"
+	}
+	return t.GetAddress()
 }

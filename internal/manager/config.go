@@ -4,6 +4,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/warren-project/warren/internal/network/ipam"
+	"github.com/warren-project/warren/internal/network/overlay"
+	"github.com/warren-project/warren/internal/worker"
+
 	"github.com/warren-project/warren/internal/runtime"
 )
 
@@ -30,6 +34,13 @@ type Config struct {
 	// NodeCertTTL is the lifetime of node certificates (0 keeps the
 	// cluster's setting, 90 days by default); nodes renew well before.
 	NodeCertTTL time.Duration
+	// AddressPlan is the overlay's address plan, fixed when the cluster is
+	// made (zero values take ipam's defaults); later starts ignore it.
+	AddressPlan ipam.Plan
+	// Overlay sets up this node's part of the cluster network.
+	Overlay overlay.Options
+	// Network replaces the overlay controller (tests pass a fake).
+	Network worker.Network
 	// Executor replaces containerd (tests pass a fake).
 	Executor runtime.Executor
 

@@ -19,6 +19,7 @@ import (
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/manager/imagestore"
+	"github.com/warren-project/warren/internal/network/fakenet"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/runtime/fake"
 	"github.com/warren-project/warren/internal/state"
@@ -171,7 +172,7 @@ func (c *imageCluster) startDispatcher() {
 func (c *imageCluster) startAgent(id string) {
 	c.t.Helper()
 	a, err := worker.New(worker.Config{
-		NodeID: id, Addr: "192.0.2.1", Executor: c.execs[id], Logger: quietLog,
+		NodeID: id, Addr: "192.0.2.1", Executor: c.execs[id], Network: fakenet.New(), Logger: quietLog,
 		Dial:         func(context.Context) (api.DispatcherClient, error) { return c.client, nil },
 		ReconnectMin: 5 * time.Millisecond, ReconnectMax: 50 * time.Millisecond, RetryDelay: 5 * time.Millisecond,
 	})

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/network/fakenet"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/runtime/fake"
 	"github.com/warren-project/warren/internal/security/ca"
@@ -41,7 +42,7 @@ func startManager(t *testing.T, dir string, exec *fake.Executor) *testManager {
 	cfg := Config{
 		DataDir: filepath.Join(dir, "data"), SocketPath: filepath.Join(dir, "w.sock"),
 		ListenAddr: testutil.FreeAddr(t), RaftAddr: testutil.FreeAddr(t), RESTAddr: testutil.FreeAddr(t),
-		Executor: exec, HeartbeatPeriod: time.Second,
+		Executor: exec, Network: fakenet.New(), HeartbeatPeriod: time.Second,
 		RaftHeartbeat: 100 * time.Millisecond, RaftElection: 100 * time.Millisecond, RaftLeaderLease: 50 * time.Millisecond,
 	}
 	m, err := New(cfg)

@@ -22,6 +22,8 @@ import (
 	"github.com/warren-project/warren/internal/manager/nodeca"
 	"github.com/warren-project/warren/internal/manager/orchestrator"
 	"github.com/warren-project/warren/internal/manager/scheduler"
+	"github.com/warren-project/warren/internal/network/ipam"
+	"github.com/warren-project/warren/internal/network/overlay"
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/security/seal"
@@ -56,7 +58,7 @@ func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 		case c == nil:
 			c = &api.Cluster{
 				Id: m.creds.ClusterID, Meta: &api.Meta{}, Name: m.cfg.ClusterName,
-				Spec:          &api.ClusterSpec{TaskHistoryLimit: 5},
+				Spec:          &api.ClusterSpec{TaskHistoryLimit: 5, Network: networkConfig(m.cfg.AddressPlan)},
 				CaCert:        m.creds.CA.CertPEM(),
 				CaFingerprint: m.creds.CA.Fingerprint(),
 				JoinSecrets:   &api.JoinSecrets{Worker: token.NewSecret(), Manager: token.NewSecret()},
@@ -113,7 +115,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
 		ManagerAddrs: m.managerAddrs, CA: m.creds.CA, Sealer: sealer,
-		Logs: m.dispatcher, Exec: m.dispatcher,
+		Logs: m.dispatcher, Exec: m.dispatcher, Mesh: m.dispatcher,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)
@@ -269,9 +271,21 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 	if err != nil {
 		return err
 	}
+	nw := m.cfg.Network
+	if nw == nil {
+		ovl, err := overlay.Start(m.cfg.Overlay, m.creds.NodeID, m.cfg.DataDir, m.advertiseHost(), m.cfg.Logger)
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("overlay network: %w", err)
+		}
+		if ovl != nil {
+			nw = ovl
+			onStop(func() { ovl.Close() })
+		}
+	}
 	agent, err := worker.New(worker.Config{
 		NodeID: m.creds.NodeID, Description: hostinfo.Describe(), Addr: m.advertiseHost(),
-		Executor: m.exec, DataDir: m.cfg.DataDir, Logger: m.cfg.Logger,
+		Executor: m.exec, DataDir: m.cfg.DataDir, Logger: m.cfg.Logger, Network: nw,
 		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
 	})
 	if err != nil {
@@ -300,4 +314,19 @@ func (m *Manager) advertiseHost() string {
 		return hosts[0]
 	}
 	return "127.0.0.1"
+}
+
+// networkConfig is the address plan a new cluster records.
+func networkConfig(p ipam.Plan) *api.NetworkConfig {
+	def, _ := ipam.ParsePlan("", 0, "")
+	if !p.Subnet.IsValid() {
+		p.Subnet = def.Subnet
+	}
+	if p.NodePrefixLength == 0 {
+		p.NodePrefixLength = def.NodePrefixLength
+	}
+	if !p.VIPPool.IsValid() {
+		p.VIPPool = def.VIPPool
+	}
+	return &api.NetworkConfig{Subnet: p.Subnet.String(), NodePrefixLength: uint32(p.NodePrefixLength), VipPool: p.VIPPool.String()}
 }

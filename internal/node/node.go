@@ -18,6 +18,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
+	"github.com/warren-project/warren/internal/network/overlay"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
@@ -43,7 +44,11 @@ type Config struct {
 	// Description replaces what the node reports of its host (tests pass
 	// nodes of different sizes).
 	Description *api.NodeDescription
-	Logger      *slog.Logger
+	// Overlay sets up the node's part of the cluster network.
+	Overlay overlay.Options
+	// Network replaces the overlay controller (tests pass a fake).
+	Network worker.Network
+	Logger  *slog.Logger
 }
 
 // Node is a running worker.
@@ -114,9 +119,20 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 
+	nw := n.cfg.Network
+	if nw == nil {
+		ovl, err := overlay.Start(n.cfg.Overlay, n.creds.NodeID, n.cfg.DataDir, n.cfg.AdvertiseAddr, n.cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("overlay network: %w", err)
+		}
+		if ovl != nil {
+			defer ovl.Close()
+			nw = ovl
+		}
+	}
 	agent, err := worker.New(worker.Config{
 		NodeID: n.creds.NodeID, Description: n.cfg.Description, Addr: n.cfg.AdvertiseAddr,
-		Executor: exec, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger,
+		Executor: exec, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger, Network: nw,
 		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
 	})
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Spec describes a container to create. Host networking for now: the
-// container shares the host network namespace, with the host's /etc/hosts and
+// Spec describes a container to create. Without Network the container
+// shares the host's network namespace, with the host's /etc/hosts and
 // /etc/resolv.conf bind-mounted read-only.
 type Spec struct {
 	ID      string   // container ID, derived by the caller from the task ID
@@ -37,6 +37,21 @@ type Spec struct {
 	// files are kept, LogPath included. 0 takes logfile's defaults.
 	LogMaxSize  int64
 	LogMaxFiles int
+
+	// Network, when set, puts the container in a network namespace made
+	// for it beforehand (the overlay), with its own /etc files.
+	Network *NetworkAttachment
+}
+
+// NetworkAttachment is a network namespace prepared for a container: the
+// container joins it, and its /etc/resolv.conf, /etc/hosts and
+// /etc/hostname are these files, bind-mounted read-only.
+type NetworkAttachment struct {
+	NetNSPath  string
+	ResolvConf string
+	Hosts      string
+	Hostname   string // file path
+	HostName   string // the container's host name
 }
 
 // State is the observed state of a container.

@@ -35,6 +35,9 @@ func ValidateServiceSpec(s *api.ServiceSpec) error {
 	if err := validateTask(s.GetTask()); err != nil {
 		return err
 	}
+	if err := validateEndpoint(s); err != nil {
+		return err
+	}
 	if d := s.GetUpdate().GetDelay(); d != nil {
 		if err := validateDuration("update.delay", "update delay", d); err != nil {
 			return err
@@ -79,6 +82,14 @@ func validateContainer(c *api.ContainerSpec) error {
 		if err := validateDuration("task.container.stop_grace_period", "stop grace period", d); err != nil {
 			return err
 		}
+	}
+	if d := c.GetDrainPeriod(); d != nil {
+		if err := validateDuration("task.container.drain_period", "drain period", d); err != nil {
+			return err
+		}
+	}
+	if err := ValidateNetwork(c.GetNetwork()); err != nil {
+		return err
 	}
 	return validateHealthCheck(c.GetHealthcheck())
 }

@@ -59,23 +59,33 @@ type Config struct {
 	StopGrace time.Duration
 	// HeartbeatPeriod is used when the manager names none.
 	HeartbeatPeriod time.Duration
-	Now             func() time.Time
+	// Network is the node's overlay; nil runs host-network tasks only.
+	Network Network
+	// DrainPeriod is how long a stopping overlay task stays out of load
+	// balancing before its container is signalled, when its spec does
+	// not say.
+	DrainPeriod time.Duration
+	// MeshReportInterval is how often the node reports its WireGuard peers.
+	MeshReportInterval time.Duration
+	Now                func() time.Time
 }
 
 // DefaultConfig returns the production settings (without the required fields).
 func DefaultConfig() Config {
 	return Config{
-		Logger:            slog.Default(),
-		ReconnectMin:      100 * time.Millisecond,
-		ReconnectMax:      10 * time.Second,
-		RestartDelay:      100 * time.Millisecond,
-		RestartMaxDelay:   10 * time.Second,
-		RestartResetAfter: 10 * time.Second,
-		RetryDelay:        100 * time.Millisecond,
-		ProgressInterval:  500 * time.Millisecond,
-		StopGrace:         10 * time.Second,
-		HeartbeatPeriod:   5 * time.Second,
-		Now:               time.Now,
+		Logger:             slog.Default(),
+		ReconnectMin:       100 * time.Millisecond,
+		ReconnectMax:       10 * time.Second,
+		RestartDelay:       100 * time.Millisecond,
+		RestartMaxDelay:    10 * time.Second,
+		RestartResetAfter:  10 * time.Second,
+		RetryDelay:         100 * time.Millisecond,
+		ProgressInterval:   500 * time.Millisecond,
+		StopGrace:          10 * time.Second,
+		HeartbeatPeriod:    5 * time.Second,
+		DrainPeriod:        time.Second,
+		MeshReportInterval: 5 * time.Second,
+		Now:                time.Now,
 	}
 }
 
@@ -86,7 +96,8 @@ func (c Config) withDefaults() Config {
 		{&c.RestartDelay, &def.RestartDelay}, {&c.RestartMaxDelay, &def.RestartMaxDelay},
 		{&c.RestartResetAfter, &def.RestartResetAfter}, {&c.RetryDelay, &def.RetryDelay},
 		{&c.ProgressInterval, &def.ProgressInterval}, {&c.StopGrace, &def.StopGrace},
-		{&c.HeartbeatPeriod, &def.HeartbeatPeriod},
+		{&c.HeartbeatPeriod, &def.HeartbeatPeriod}, {&c.DrainPeriod, &def.DrainPeriod},
+		{&c.MeshReportInterval, &def.MeshReportInterval},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -154,6 +165,15 @@ func New(cfg Config) (*Agent, error) {
 		progressEvery: cfg.ProgressInterval, stopGrace: cfg.StopGrace,
 		restart:  restartConfig{delay: cfg.RestartDelay, maxDelay: cfg.RestartMaxDelay, resetAfter: cfg.RestartResetAfter},
 		archives: a.images, imagesChanged: a.reportImages,
+		net: cfg.Network, drainPeriod: cfg.DrainPeriod,
+	}
+	if cfg.Network != nil {
+		a.exec.taskAddr = func(t *api.Task) string {
+			if onOverlay(t) {
+				return t.GetAddress()
+			}
+			return hostLoopback
+		}
 	}
 	return a, nil
 }

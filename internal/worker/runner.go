@@ -148,6 +148,11 @@ func (r *runner) teardown(ctx context.Context, t *api.Task) (finished bool, err 
 	if ctx.Err() != nil {
 		return true, nil
 	}
+	if r.status.GetState() == api.TaskState_TASK_STATE_RUNNING {
+		if err := r.x.drain(ctx, t); err != nil {
+			return false, err
+		}
+	}
 	if err := r.x.destroy(ctx, r.id, r.x.grace(t)); err != nil {
 		return false, err
 	}

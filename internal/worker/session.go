@@ -24,6 +24,9 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 		return false, fmt.Errorf("open session: %w", err)
 	}
 	reg := &api.RegisterRequest{NodeId: a.cfg.NodeID, Description: a.cfg.Description, Addr: a.cfg.Addr, Images: a.registerImages(ctx)}
+	if a.cfg.Network != nil {
+		reg.Network = a.cfg.Network.Registration()
+	}
 	// io.EOF from Send means the manager ended the stream: Recv says why.
 	if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Register{Register: reg}}); err != nil && !errors.Is(err, io.EOF) {
 		return false, fmt.Errorf("register: %w", err)
@@ -84,6 +87,14 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 			a.serveExecRequest(stream.Context(), req)
 			continue
 		}
+		if m := msg.GetNetworkMap(); m != nil {
+			// In order, before later assignments: a new task may need
+			// the block this map brings.
+			if a.cfg.Network != nil {
+				a.cfg.Network.Apply(m)
+			}
+			continue
+		}
 		asg := msg.GetAssignments()
 		if asg == nil {
 			continue
@@ -108,6 +119,12 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 func (a *Agent) sendLoop(ctx context.Context, stream api.Dispatcher_SessionClient, period time.Duration) error {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	var mesh <-chan time.Time
+	if a.cfg.Network != nil {
+		t := time.NewTicker(a.cfg.MeshReportInterval)
+		defer t.Stop()
+		mesh = t.C
+	}
 	for {
 		if images, ok := a.imgReport.take(); ok {
 			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Images{Images: &api.NodeImages{Images: images}}}); err != nil {
@@ -130,6 +147,10 @@ func (a *Agent) sendLoop(ctx context.Context, stream api.Dispatcher_SessionClien
 		case <-tick.C:
 			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Heartbeat{Heartbeat: &api.Heartbeat{}}}); err != nil {
 				return fmt.Errorf("send heartbeat: %w", err)
+			}
+		case <-mesh:
+			if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Mesh{Mesh: a.cfg.Network.MeshStatus()}}); err != nil {
+				return fmt.Errorf("send mesh status: %w", err)
 			}
 		}
 	}

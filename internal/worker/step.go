@@ -105,6 +105,9 @@ type taskExec struct {
 	// taskAddr, if set, is the address health probes reach a task's
 	// container at; by default the host's loopback (host networking).
 	taskAddr func(*api.Task) string
+	// net is the node's overlay; nil without one.
+	net         Network
+	drainPeriod time.Duration
 }
 
 // archiveWaiter waits for the load of an imported image archive (the
@@ -118,6 +121,19 @@ type archiveWaiter interface {
 // Failures that belong to the task come back as a REJECTED or FAILED status.
 // report receives intermediate statuses (pull progress).
 func (x *taskExec) step(ctx context.Context, t *api.Task, st *api.TaskStatus, rs *runState, report func(*api.TaskStatus)) (stepResult, error) {
+	res, err := x.act(ctx, t, st, rs, report)
+	if err == nil && res.status != nil && res.status.GetState() >= api.TaskState_TASK_STATE_COMPLETE &&
+		st.GetState() < api.TaskState_TASK_STATE_COMPLETE {
+		// Stopped for good: its address goes back to managers with this
+		// status, so the namespace must be gone first.
+		if err := x.detach(t.GetId()); err != nil {
+			return stepResult{}, fmt.Errorf("release the network of task %s: %w", t.GetId(), err)
+		}
+	}
+	return res, err
+}
+
+func (x *taskExec) act(ctx context.Context, t *api.Task, st *api.TaskStatus, rs *runState, report func(*api.TaskStatus)) (stepResult, error) {
 	c, err := x.inspect(ctx, t.GetId())
 	if err != nil {
 		return stepResult{}, err
@@ -143,6 +159,11 @@ func (x *taskExec) step(ctx context.Context, t *api.Task, st *api.TaskStatus, rs
 		}
 		return x.wait(ctx, t, st, rs)
 	case actStop:
+		if c != nil && c.State == runtime.StateRunning {
+			if err := x.drain(ctx, t); err != nil {
+				return stepResult{}, err
+			}
+		}
 		return x.stop(ctx, t, next)
 	case actRemove:
 		if err := x.destroy(ctx, t.GetId(), x.grace(t)); err != nil {
@@ -199,7 +220,11 @@ func (x *taskExec) ensureContainer(ctx context.Context, t *api.Task, progress fu
 			return fmt.Errorf("image %s not found: %w", image, err)
 		}
 	}
-	err = x.rt.Create(ctx, containerSpec(t, x.nodeID, ref, logPath(x.logDir, t.GetId())))
+	spec := containerSpec(t, x.nodeID, ref, logPath(x.logDir, t.GetId()))
+	if spec.Network, err = x.attach(ctx, t); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	err = x.rt.Create(ctx, spec)
 	if err != nil && !errors.Is(err, runtime.ErrAlreadyExists) { // one that exists is ours: adopt it
 		return fmt.Errorf("create container: %w", err)
 	}
@@ -295,6 +320,9 @@ func (x *taskExec) destroy(ctx context.Context, id string, grace time.Duration) 
 	}
 	if err := x.rt.Remove(ctx, id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := x.detach(id); err != nil {
+		return fmt.Errorf("release the network of task %s: %w", id, err)
 	}
 	if p := logPath(x.logDir, id); p != "" {
 		if err := logfile.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -26,6 +26,7 @@ func (a *Agent) applyComplete(tasks []*api.Task) {
 	go func() {
 		defer a.wg.Done()
 		a.sweepOrphans(a.runCtx)
+		a.sweepNetworks()
 	}()
 }
 

@@ -186,7 +186,20 @@ func (c *cluster) destroy() {
 	if c.client != nil {
 		_ = c.client.Close()
 	}
+	releaseNetns(c.t, filepath.Join(c.dir, "data"))
 	_ = os.RemoveAll(c.dir)
+}
+
+// releaseNetns unmounts the task namespaces a node left in its data dir
+// (the agent releases them as tasks go; this catches a killed node's), so
+// their veths and addresses do not outlive the test.
+func releaseNetns(t testing.TB, dataDir string) {
+	files, _ := filepath.Glob(filepath.Join(dataDir, "network", "netns", "*"))
+	for _, f := range files {
+		if err := syscall.Unmount(f, syscall.MNT_DETACH); err == nil {
+			t.Logf("cleanup: released the namespace %s", f)
+		}
+	}
 }
 
 func (c *cluster) log() string {

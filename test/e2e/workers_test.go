@@ -41,7 +41,10 @@ func (c *cluster) joinWorker(name string) *workerProc {
 	w.logPath = filepath.Join(c.dir, name+".log")
 	c.t.Cleanup(w.destroy)
 	started := time.Now()
-	w.start("--token", resp.GetToken(), resp.GetManagerAddrs()[0])
+	// The nodes share this host's network namespace, where only one can
+	// run the overlay: workers run without (test/e2e/overlay_test.go
+	// gives each node a namespace of its own).
+	w.start("--overlay=false", "--token", resp.GetToken(), resp.GetManagerAddrs()[0])
 	testutil.WaitFor(c.t, 60*time.Second, name+" ready in the cluster", func() bool {
 		for id := range c.readyNodes() {
 			if !before[id] {
@@ -103,6 +106,7 @@ func (w *workerProc) destroy() {
 		}
 		_ = w.exec.Close()
 	}
+	releaseNetns(w.t, w.dir)
 	// The worker's own containerd runs in its own process group.
 	_ = exec.Command("pkill", "-TERM", "-f", "containerd --config "+filepath.Join(w.dir, "containerd")).Run()
 	testutil.WaitFor(w.t, 30*time.Second, w.name+"'s containerd stopped", func() bool {
@@ -147,7 +151,7 @@ func (c *cluster) runningPerNode(service string) map[string]int {
 // an image imported once reaches every node, a 6-replica service spreads
 // 2/2/2, and a worker killed with SIGKILL has its tasks run elsewhere.
 func TestWorkersSpreadAndFailover(t *testing.T) {
-	c := newCluster(t, "--heartbeat-period", "1s")
+	c := newCluster(t, "--heartbeat-period", "1s", "--overlay=false")
 	w1 := c.joinWorker("w1")
 	w2 := c.joinWorker("w2")
 
@@ -162,7 +166,7 @@ func TestWorkersSpreadAndFailover(t *testing.T) {
 		t.Fatalf("image ls does not list the image:\n%s", images)
 	}
 
-	c.mustWarren("service", "create", "web", "--image", testImage, "--replicas", "6", "--", "sleep", "100000")
+	c.mustWarren("service", "create", "web", "--image", testImage, "--replicas", "6", "--network", "host", "--", "sleep", "100000")
 	got := c.runningPerNode("web")
 	for _, id := range []string{c.nodeID(), w1.nodeID, w2.nodeID} {
 		if got[id] != 2 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager"
+	"github.com/warren-project/warren/internal/network/fakenet"
 	"github.com/warren-project/warren/internal/node"
 	"github.com/warren-project/warren/internal/runtime/fake"
 	"github.com/warren-project/warren/internal/state"
@@ -54,7 +55,7 @@ func newCluster(t testing.TB) *cluster {
 	m, err := manager.New(manager.Config{
 		DataDir: filepath.Join(dir, "manager"), SocketPath: filepath.Join(dir, "m.sock"),
 		ListenAddr: testutil.FreeAddr(t), RaftAddr: testutil.FreeAddr(t),
-		Executor: c.mgrExec, HeartbeatPeriod: heartbeat,
+		Executor: c.mgrExec, Network: fakenet.New(), HeartbeatPeriod: heartbeat,
 		RaftHeartbeat: 100 * time.Millisecond, RaftElection: 100 * time.Millisecond, RaftLeaderLease: 50 * time.Millisecond,
 	})
 	if err != nil {
@@ -110,7 +111,7 @@ func (c *cluster) start(w *worker, token string, desc *api.NodeDescription) erro
 	}
 	n, err := node.New(node.Config{
 		DataDir: w.dir, ManagerAddr: c.mgr.Addr().String(), Token: token,
-		AdvertiseAddr: "127.0.0.1", Executor: w.exec, Description: desc,
+		AdvertiseAddr: "127.0.0.1", Executor: w.exec, Network: fakenet.New(), Description: desc,
 	})
 	if err != nil {
 		return err

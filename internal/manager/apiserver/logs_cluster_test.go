@@ -17,6 +17,7 @@ import (
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/logfile"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
+	"github.com/warren-project/warren/internal/network/fakenet"
 	"github.com/warren-project/warren/internal/runtime/fake"
 	"github.com/warren-project/warren/internal/state"
 	"github.com/warren-project/warren/internal/worker"
@@ -92,7 +93,7 @@ func (c *logCluster) startAgent(id string) {
 	rt := fake.New()
 	rt.AddImage("busybox")
 	c.execs[id] = rt
-	a, err := worker.New(worker.Config{NodeID: id, Executor: rt, Dial: dial, DataDir: c.t.TempDir(), Logger: quietLog,
+	a, err := worker.New(worker.Config{NodeID: id, Executor: rt, Network: fakenet.New(), Dial: dial, DataDir: c.t.TempDir(), Logger: quietLog,
 		ReconnectMin: 5 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
 	if err != nil {
 		c.t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/allocator"
 	"github.com/warren-project/warren/internal/raftnode"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/security/seal"
@@ -59,6 +60,9 @@ type Config struct {
 	// Exec reaches the nodes to run commands in their tasks: the
 	// dispatcher. nil makes Exec Unavailable.
 	Exec ExecSource
+	// Mesh has the nodes' reports of their WireGuard peers: the
+	// dispatcher. nil shows no peers.
+	Mesh MeshSource
 }
 
 // Server implements api.ControlServer.
@@ -109,7 +113,7 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, state.ErrNotFound):
 		code = codes.NotFound
-	case errors.Is(err, state.ErrNameConflict), errors.Is(err, state.ErrAlreadyExists):
+	case errors.Is(err, state.ErrNameConflict), errors.Is(err, state.ErrAlreadyExists), errors.Is(err, allocator.ErrPortInUse):
 		code = codes.AlreadyExists
 	case errors.Is(err, state.ErrVersionConflict):
 		code = codes.FailedPrecondition

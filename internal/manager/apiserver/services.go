@@ -8,6 +8,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/ids"
+	"github.com/warren-project/warren/internal/manager/allocator"
 	"github.com/warren-project/warren/internal/manager/scheduler"
 	"github.com/warren-project/warren/internal/spec"
 	"github.com/warren-project/warren/internal/state"
@@ -40,7 +41,12 @@ func (s *Server) CreateService(ctx context.Context, req *api.CreateServiceReques
 	if err := s.checkImage(ctx, ref, auth); err != nil {
 		return nil, toStatus(err)
 	}
-	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Create(svc) })
+	err := s.cfg.Store.Update(ctx, func(tx state.Tx) error {
+		if err := allocator.ServiceEndpoint(tx, svc); err != nil {
+			return err
+		}
+		return tx.Create(svc)
+	})
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("cannot create service %q: %w", sp.GetName(), err))
 	}
@@ -79,8 +85,15 @@ func withDefaults(sp *api.ServiceSpec) {
 	if sp.Task.Container == nil {
 		sp.Task.Container = &api.ContainerSpec{}
 	}
-	if sp.Task.Container.Network == "" {
-		sp.Task.Container.Network = "host"
+	// A host-mode port binds on the task's node: two tasks of the service
+	// cannot share a node (Swarm's rule too).
+	for _, p := range sp.GetEndpoint().GetPorts() {
+		if p.GetPublishMode() == api.PublishMode_PUBLISH_MODE_HOST {
+			if sp.Task.Placement == nil {
+				sp.Task.Placement = &api.Placement{}
+			}
+			sp.Task.Placement.MaxReplicasPerNode = 1
+		}
 	}
 }
 
@@ -175,7 +188,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 	// Credentials are no part of the spec: a change makes no rollout. The
 	// dispatcher sends the new ones with the tasks that have yet to pull.
 	next.Spec, next.SealedRegistryAuth = sp, sealed
-	err = s.cfg.Store.Update(ctx, func(tx state.Tx) error { return tx.Update(next) })
+	err = s.cfg.Store.Update(ctx, func(tx state.Tx) error {
+		if err := allocator.ServiceEndpoint(tx, next); err != nil {
+			return err
+		}
+		return tx.Update(next)
+	})
 	if err != nil {
 		return nil, toStatus(err)
 	}

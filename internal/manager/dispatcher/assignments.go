@@ -161,6 +161,13 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 		tasks, loads = nodeTasks(tx, nodeID), imgs.start(tx)
 	})
 	defer sub.Cancel()
+	// The network map goes first: a task's network needs the node's block.
+	netmap, mapChanged := d.maps.get()
+	if netmap != nil {
+		if err := send(networkMapMessage(netmap)); err != nil {
+			return fmt.Errorf("send network map to node %s: %w", nodeID, err)
+		}
+	}
 	if err := sendLoads(send, loads); err != nil {
 		return fmt.Errorf("send image loads to node %s: %w", nodeID, err)
 	}
@@ -173,6 +180,12 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
+		case <-mapChanged:
+			netmap, mapChanged = d.maps.get()
+			if err := send(networkMapMessage(netmap)); err != nil {
+				return fmt.Errorf("send network map to node %s: %w", nodeID, err)
+			}
+			continue
 		case ev, ok := <-sub.C:
 			if !ok {
 				return errors.New("store subscription ended")

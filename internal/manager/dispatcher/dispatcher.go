@@ -113,6 +113,8 @@ type Dispatcher struct {
 	nodeLocks keyedMutex
 	logs      *logBroker
 	execs     *execBroker
+	maps      *mapCast
+	mesh      meshReports
 
 	mu       sync.Mutex
 	cur      *term // the current run; nil when not running
@@ -148,6 +150,7 @@ func New(store *state.MemoryStore, cfg Config) *Dispatcher {
 		sessions: map[string]*session{},
 		logs:     newLogBroker(),
 		execs:    &execBroker{reqs: map[string]*execRequest{}},
+		maps:     newMapCast(),
 	}
 }
 
@@ -178,6 +181,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() {
 		defer writer.Done()
 		tm.statuses.run(ctx, d.writeStatuses, d.cfg.StatusRetry, d.cfg.StatusRetryMax, d.log)
+	}()
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		d.runNetworkMap(ctx)
 	}()
 	<-ctx.Done()
 

@@ -8,13 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/allocator"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -165,7 +170,13 @@ func (d *Dispatcher) register(ctx context.Context, tm *term, reg *api.RegisterRe
 			desc = &api.NodeDescription{}
 		}
 		desc.Images = cleanImages(reg.GetImages())
-		if proto.Equal(n.GetStatus(), want) && proto.Equal(n.GetDescription(), desc) {
+		netChanged, err := allocator.NodeNetwork(tx, n, withPeerHost(ctx, reg.GetNetwork()))
+		if err != nil {
+			// The node still runs host-network tasks; the scheduler says
+			// why overlay ones cannot go there.
+			d.log.Warn("node has no overlay address block", "node.id", nodeID, "err", err)
+		}
+		if !netChanged && proto.Equal(n.GetStatus(), want) && proto.Equal(n.GetDescription(), desc) {
 			return nil
 		}
 		n.Status, n.Description = want, desc
@@ -246,6 +257,8 @@ func (d *Dispatcher) receive(s *session, stream api.Dispatcher_SessionServer, lo
 			s.tm.statuses.add(d.acceptStatuses(s.nodeID, m.Status.GetUpdates(), log))
 		case *api.SessionRequest_Images:
 			d.recordImages(s, m.Images.GetImages(), log)
+		case *api.SessionRequest_Mesh:
+			d.mesh.record(s.nodeID, m.Mesh, time.Now())
 		case *api.SessionRequest_Register:
 			log.Warn("ignoring a second registration in one session")
 		}
@@ -278,4 +291,25 @@ func newSessionID() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return hex.EncodeToString(b)
+}
+
+// withPeerHost fills in an endpoint reported as ":port" with the address
+// the node's session comes from: a node that does not know how others
+// reach it is reached where it came from.
+func withPeerHost(ctx context.Context, nn *api.NodeNetwork) *api.NodeNetwork {
+	ep := nn.GetWireguardEndpoint()
+	if !strings.HasPrefix(ep, ":") {
+		return nn
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return nn
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return nn
+	}
+	out := proto.Clone(nn).(*api.NodeNetwork)
+	out.WireguardEndpoint = net.JoinHostPort(host, ep[1:])
+	return out
 }

@@ -45,6 +45,7 @@ type taskInfo struct {
 	constraints []Constraint
 	need        resources
 	maxPerNode  uint64
+	overlay     bool // needs an overlay address from the node's block
 }
 
 // filter eliminates nodes that cannot run a task, and says why in words a
@@ -64,7 +65,7 @@ type filter interface {
 // newFilters returns the pipeline in order: a node is counted against the
 // first filter it fails.
 func newFilters() []filter {
-	return []filter{&readyFilter{}, &availabilityFilter{}, &constraintFilter{}, &memoryFilter{}, &cpuFilter{}, &maxPerNodeFilter{}}
+	return []filter{&readyFilter{}, &availabilityFilter{}, overlayFilter{}, &constraintFilter{}, &memoryFilter{}, &cpuFilter{}, &maxPerNodeFilter{}}
 }
 
 func nodes(n int) string {
@@ -93,6 +94,20 @@ func (availabilityFilter) Check(_ *taskInfo, n *nodeInfo) bool {
 	return n.node.GetSpec().GetAvailability() == api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
 }
 func (availabilityFilter) Explain(k int) string { return "node is paused/drained on " + nodes(k) }
+
+// overlayFilter keeps nodes with an overlay address block for tasks on the
+// overlay: a node running the overlay gets one when it registers, unless
+// the subnet is full.
+type overlayFilter struct{}
+
+func (overlayFilter) SetTask(t *taskInfo) bool { return t.overlay }
+func (overlayFilter) Static() bool             { return true }
+func (overlayFilter) Check(_ *taskInfo, n *nodeInfo) bool {
+	return n.node.GetNetwork().GetBlock() != ""
+}
+func (overlayFilter) Explain(k int) string {
+	return "no overlay network (started with --overlay=false, or the cluster subnet is full) on " + nodes(k)
+}
 
 // constraintFilter remembers which constraints failed, so the explanation
 // names them.

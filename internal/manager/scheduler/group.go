@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warren-project/warren/internal/spec"
+
 	"github.com/warren-project/warren/api"
 )
 
@@ -72,6 +74,7 @@ func newGroup(t *api.Task) *group {
 			serviceID:  t.GetServiceId(),
 			need:       resourcesOf(t.GetSpec().GetResources().GetReservations()),
 			maxPerNode: placement.GetMaxReplicasPerNode(),
+			overlay:    t.GetSpec().GetContainer().GetNetwork() == spec.NetworkOverlay,
 		},
 	}
 	g.info.constraints, g.err = ParseConstraints(placement.GetConstraints())
@@ -93,6 +96,8 @@ func groupKey(t *api.Task) string {
 	b.WriteString(strconv.FormatInt(res.GetMemoryBytes(), 10))
 	b.WriteByte(0)
 	b.WriteString(strconv.FormatUint(placement.GetMaxReplicasPerNode(), 10))
+	b.WriteByte(0)
+	b.WriteString(t.GetSpec().GetContainer().GetNetwork())
 	for _, c := range placement.GetConstraints() {
 		b.WriteByte(0)
 		b.WriteString(c)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/warren-project/warren/api"
@@ -15,6 +16,9 @@ const (
 
 type nodeOpt func(*api.Node)
 
+// blocks numbers the test nodes' overlay blocks.
+var blocks atomic.Int32
+
 // mkNode returns a ready, active linux/amd64 worker with 4 CPUs and 8 GiB.
 func mkNode(id string, opts ...nodeOpt) *api.Node {
 	n := &api.Node{
@@ -26,7 +30,8 @@ func mkNode(id string, opts ...nodeOpt) *api.Node {
 			Platform:  &api.Platform{Architecture: "amd64", Os: "linux"},
 			Resources: &api.Resources{NanoCpus: 4 * cpu, MemoryBytes: 8 * gib},
 		},
-		Status: &api.NodeStatus{State: api.NodeState_NODE_STATE_READY},
+		Status:  &api.NodeStatus{State: api.NodeState_NODE_STATE_READY},
+		Network: &api.NodeNetwork{Block: fmt.Sprintf("10.200.%d.0/24", blocks.Add(1)%256)},
 	}
 	for _, o := range opts {
 		o(n)

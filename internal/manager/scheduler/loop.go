@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/warren-project/warren/api"
@@ -26,6 +27,10 @@ type runner struct {
 	// a pass then would place tasks on a load that misses it.
 	inflight map[string]uint64
 
+	// lastAddr is the last overlay address handed out per node: the next
+	// search starts after it, so a released address is not reused at once.
+	lastAddr map[string]netip.Addr
+
 	dirty bool      // a change may have made a placement possible
 	burst time.Time // when the first change of the current burst came
 	timer *time.Timer
@@ -34,7 +39,7 @@ type runner struct {
 func newRunner(s *Scheduler) *runner {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &runner{s: s, timer: t}
+	return &runner{s: s, timer: t, lastAddr: map[string]netip.Addr{}}
 }
 
 func (r *runner) loop(ctx context.Context) {

@@ -3,11 +3,14 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/allocator"
+	"github.com/warren-project/warren/internal/spec"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -57,12 +60,13 @@ func (r *runner) write(ctx context.Context, decisions []Decision) (map[string]ui
 		// Update may run this again after a conflict: start afresh.
 		written = map[string]uint64{}
 		nodes := map[string]*api.Node{}
+		addrs := map[string]map[netip.Addr]bool{}
 		for _, d := range decisions {
 			t := tx.GetTask(d.TaskID)
 			if t == nil || r.tasks[d.TaskID].GetMeta().GetVersion() != t.GetMeta().GetVersion() || !isPending(t) {
 				continue
 			}
-			if !r.apply(tx, t, d, now, nodes) {
+			if !r.apply(tx, t, d, now, nodes, addrs) {
 				continue
 			}
 			base := t.GetMeta().GetVersion()
@@ -80,14 +84,9 @@ func (r *runner) write(ctx context.Context, decisions []Decision) (map[string]ui
 }
 
 // apply changes t as decided and tells whether there is anything to write.
-func (r *runner) apply(tx state.ReadTx, t *api.Task, d Decision, now *timestamppb.Timestamp, nodes map[string]*api.Node) bool {
+func (r *runner) apply(tx state.ReadTx, t *api.Task, d Decision, now *timestamppb.Timestamp, nodes map[string]*api.Node, addrs map[string]map[netip.Addr]bool) bool {
 	if d.NodeID == "" {
-		msg := "pending: " + d.Reason
-		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_PENDING && t.GetStatus().GetMessage() == msg {
-			return false // no write churn: nothing new to say
-		}
-		t.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_PENDING, Message: msg, Timestamp: now}
-		return true
+		return pending(t, d.Reason, now)
 	}
 	n, ok := nodes[d.NodeID]
 	if !ok {
@@ -104,8 +103,31 @@ func (r *runner) apply(tx state.ReadTx, t *api.Task, d Decision, now *timestampp
 	if name == "" {
 		name = n.GetId()
 	}
+	if t.GetSpec().GetContainer().GetNetwork() == spec.NetworkOverlay {
+		used, ok := addrs[n.GetId()]
+		if !ok {
+			used = allocator.UsedAddresses(tx, n.GetId())
+			addrs[n.GetId()] = used
+		}
+		a, err := allocator.TaskAddress(n, used, r.lastAddr[n.GetId()])
+		if err != nil {
+			return pending(t, "no overlay address on node "+name+": "+err.Error(), now)
+		}
+		r.lastAddr[n.GetId()] = a
+		t.Address = a.String()
+	}
 	t.NodeId = d.NodeID
 	t.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_ASSIGNED, Message: "assigned to node " + name, Timestamp: now}
+	return true
+}
+
+// pending keeps t pending for reason and tells whether that is news.
+func pending(t *api.Task, reason string, now *timestamppb.Timestamp) bool {
+	msg := "pending: " + reason
+	if t.GetStatus().GetState() == api.TaskState_TASK_STATE_PENDING && t.GetStatus().GetMessage() == msg {
+		return false // no write churn: nothing new to say
+	}
+	t.Status = &api.TaskStatus{State: api.TaskState_TASK_STATE_PENDING, Message: msg, Timestamp: now}
 	return true
 }
 

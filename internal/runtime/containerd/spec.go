@@ -61,10 +61,8 @@ func specOpts(image oci.Image, img ocispec.ImageConfig, spec runtime.Spec) ([]oc
 		oci.WithImageConfig(image),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(spec.Env),
-		oci.WithHostNamespace(specs.NetworkNamespace),
-		oci.WithHostHostsFile,
-		oci.WithHostResolvconf,
 	}
+	opts = append(opts, networkOpts(spec.Network)...)
 	if spec.WorkDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkDir))
 	}
@@ -89,5 +87,25 @@ func withUser(user string) oci.SpecOpts {
 			return fmt.Errorf("user %q: %w", user, err)
 		}
 		return oci.WithAdditionalGIDs(strconv.FormatUint(uint64(s.Process.User.UID), 10))(ctx, c, ctr, s)
+	}
+}
+
+// networkOpts puts the container in its prepared namespace, or in the
+// host's without one.
+func networkOpts(n *runtime.NetworkAttachment) []oci.SpecOpts {
+	if n == nil {
+		return []oci.SpecOpts{oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf}
+	}
+	bind := func(src, dst string) specs.Mount {
+		return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "ro"}}
+	}
+	return []oci.SpecOpts{
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: n.NetNSPath}),
+		oci.WithHostname(n.HostName),
+		oci.WithMounts([]specs.Mount{
+			bind(n.ResolvConf, "/etc/resolv.conf"),
+			bind(n.Hosts, "/etc/hosts"),
+			bind(n.Hostname, "/etc/hostname"),
+		}),
 	}
 }

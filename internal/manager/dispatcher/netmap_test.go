@@ -1,0 +1,102 @@
+package dispatcher
+
+import (
+	"testing"
+	"time"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// waitMap reads maps from the session until one satisfies cond.
+func (n *nodeStream) waitMap(t *testing.T, what string, cond func(*api.NetworkMap) bool) *api.NetworkMap {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-n.maps:
+			if cond(m) {
+				return m
+			}
+		case err := <-n.end:
+			t.Fatalf("session ended (%v) before %s", err, what)
+		case <-deadline:
+			t.Fatalf("no network map where %s within 10s", what)
+		}
+	}
+}
+
+func backends(m *api.NetworkMap, service string) []string {
+	var out []string
+	for _, s := range m.GetServices() {
+		if s.GetName() == service {
+			for _, b := range s.GetBackends() {
+				out = append(out, b.GetTaskId()+"@"+b.GetAddress())
+			}
+		}
+	}
+	return out
+}
+
+// Registering with a WireGuard key gives the node a block, and every node
+// gets a map with the mesh and each service's running backends; a task told
+// to stop leaves the map before anything else happens to it.
+func TestNetworkMapFollowsState(t *testing.T) {
+	e := newTestEnv(t, testConfig())
+	reg := func(id, key string) *api.RegisterRequest {
+		return &api.RegisterRequest{NodeId: id, Addr: "10.0.0.1", Network: &api.NodeNetwork{WireguardPublicKey: key, WireguardEndpoint: "192.0.2.1:51820"}}
+	}
+	s1, err := e.connect(t, reg("n1", "key1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.connect(t, reg("n2", "key2")); err != nil {
+		t.Fatal(err)
+	}
+	m := s1.waitMap(t, "both nodes are in the mesh", func(m *api.NetworkMap) bool { return len(m.GetNodes()) == 2 })
+	if b1, b2 := m.GetNodes()[0].GetBlock(), m.GetNodes()[1].GetBlock(); b1 == "" || b1 == b2 {
+		t.Fatalf("blocks %q and %q: want two distinct blocks", b1, b2)
+	}
+	if e.node("n1").GetNetwork().GetWireguardEndpoint() != "192.0.2.1:51820" {
+		t.Fatalf("endpoint not stored: %v", e.node("n1").GetNetwork())
+	}
+
+	e.update(t, func(tx state.Tx) error {
+		svc := &api.Service{Id: "s1", Meta: &api.Meta{}, Spec: &api.ServiceSpec{Name: "web"}, Endpoint: &api.Endpoint{Vip: "10.201.0.1"}}
+		if err := tx.Create(svc); err != nil {
+			return err
+		}
+		for _, id := range []string{"t1", "t2"} {
+			tk := newTask(id, "n2", api.TaskState_TASK_STATE_RUNNING)
+			tk.Address = "10.200.1." + id[1:]
+			if err := tx.Create(tk); err != nil {
+				return err
+			}
+		}
+		starting := newTask("t3", "n2", api.TaskState_TASK_STATE_STARTING)
+		starting.Address = "10.200.1.3"
+		return tx.Create(starting)
+	})
+	s1.waitMap(t, "web has the two running tasks", func(m *api.NetworkMap) bool {
+		b := backends(m, "web")
+		return len(b) == 2 && b[0] == "t1@10.200.1.1" && b[1] == "t2@10.200.1.2"
+	})
+	e.update(t, func(tx state.Tx) error {
+		tk := tx.GetTask("t1")
+		tk.DesiredState = api.TaskState_TASK_STATE_SHUTDOWN
+		return tx.Update(tk)
+	})
+	s1.waitMap(t, "t1 left web", func(m *api.NetworkMap) bool {
+		b := backends(m, "web")
+		return len(b) == 1 && b[0] == "t2@10.200.1.2"
+	})
+
+	// A node that connects later gets the current map first.
+	s1b, err := e.connect(t, reg("n1", "key1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1b.waitMap(t, "a new session starts with the current map", func(m *api.NetworkMap) bool {
+		return len(backends(m, "web")) == 1 && len(m.GetNodes()) == 2
+	})
+}
