@@ -52,6 +52,7 @@ const testImage = "warren.local/busybox:e2e"
 // containerd.
 type cluster struct {
 	t       testing.TB
+	netns   string // the network namespace the manager runs in; "" for the host's
 	dir     string
 	sock    string
 	args    []string
@@ -64,13 +65,19 @@ type cluster struct {
 
 func newCluster(t testing.TB, extraArgs ...string) *cluster {
 	t.Helper()
+	return newClusterIn(t, "", extraArgs...)
+}
+
+// newClusterIn starts the manager in network namespace netns.
+func newClusterIn(t testing.TB, netns string, extraArgs ...string) *cluster {
+	t.Helper()
 	testutil.RequireRoot(t, "containerd", "containerd-shim-runc-v2", "runc", "busybox")
 	// A short path: containerd's socket lives under it (unix sockets allow ~100 bytes).
 	dir, err := os.MkdirTemp("/tmp", "wre")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, dir: dir, sock: filepath.Join(dir, "warren.sock"), logPath: filepath.Join(dir, "manager.log")}
+	c := &cluster{t: t, netns: netns, dir: dir, sock: filepath.Join(dir, "warren.sock"), logPath: filepath.Join(dir, "manager.log")}
 	c.args = []string{"cluster", "init", "--data-dir", filepath.Join(dir, "data"), "--socket", c.sock,
 		"--listen-addr", testutil.FreeAddr(t), "--raft-addr", testutil.FreeAddr(t), "--rest-addr", testutil.FreeAddr(t),
 		"--containerd-socket", filepath.Join(dir, "none.sock")}
@@ -87,7 +94,7 @@ func (c *cluster) start() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.cmd = exec.Command(binary, c.args...)
+	c.cmd = inNetns(c.netns, binary, c.args...)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -188,6 +195,14 @@ func (c *cluster) destroy() {
 	}
 	releaseNetns(c.t, filepath.Join(c.dir, "data"))
 	_ = os.RemoveAll(c.dir)
+}
+
+// inNetns is a command to run in network namespace ns ("" for the host's).
+func inNetns(ns, name string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
 
 // releaseNetns unmounts the task namespaces a node left in its data dir

@@ -248,11 +248,15 @@ func TestServiceUpdateRollsOneAtATime(t *testing.T) {
 			t.Errorf("task %d was created at %v, before task %d ran (%v)", i, created, i-1, prevRunning)
 		}
 	}
-	for _, task := range history {
-		if task.GetStatus().GetState() < api.TaskState_TASK_STATE_COMPLETE {
-			t.Errorf("earlier task %s is still %v", task.GetId(), task.GetStatus().GetState())
+	// Earlier tasks stop once drained out of load balancing (1 s).
+	testutil.WaitFor(t, 30*time.Second, "the earlier tasks stopped", func() bool {
+		for _, task := range c.tasks("roller") {
+			if task.GetDesiredState() != api.TaskState_TASK_STATE_RUNNING && task.GetStatus().GetState() < api.TaskState_TASK_STATE_COMPLETE {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	if ps := c.mustWarren("service", "ps", "roller"); strings.Count(ps, `\_`) != 3 {
 		t.Errorf("service ps does not show the 3 earlier tasks as history:\n%s", ps)
 	}

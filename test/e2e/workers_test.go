@@ -26,25 +26,34 @@ type workerProc struct {
 	exited  chan struct{}
 	exec    *containerd.Executor
 	nodeID  string
+	netns   string // its network namespace; "" for the host's
+	addr    string // its advertised address; "" for 127.0.0.1
 }
 
 // joinWorker starts a worker that joins c with the worker token and waits
 // until the manager lists it ready.
 func (c *cluster) joinWorker(name string) *workerProc {
 	c.t.Helper()
+	// The nodes share this host's network namespace, where only one can
+	// run the overlay: workers run without (TestOverlayAcrossHosts gives
+	// each node a namespace of its own).
+	return c.joinWorkerIn(name, "", "", "--overlay=false")
+}
+
+// joinWorkerIn joins a worker running in network namespace netns,
+// advertising addr.
+func (c *cluster) joinWorkerIn(name, netns, addr string, args ...string) *workerProc {
+	c.t.Helper()
 	resp, err := c.client.GetJoinToken(context.Background(), &api.GetJoinTokenRequest{Role: api.NodeRole_NODE_ROLE_WORKER})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	before := c.readyNodes()
-	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name)}
+	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name), netns: netns, addr: addr}
 	w.logPath = filepath.Join(c.dir, name+".log")
 	c.t.Cleanup(w.destroy)
 	started := time.Now()
-	// The nodes share this host's network namespace, where only one can
-	// run the overlay: workers run without (test/e2e/overlay_test.go
-	// gives each node a namespace of its own).
-	w.start("--overlay=false", "--token", resp.GetToken(), resp.GetManagerAddrs()[0])
+	w.start(append(args, "--token", resp.GetToken(), resp.GetManagerAddrs()[0])...)
 	testutil.WaitFor(c.t, 60*time.Second, name+" ready in the cluster", func() bool {
 		for id := range c.readyNodes() {
 			if !before[id] {
@@ -67,9 +76,13 @@ func (w *workerProc) start(args ...string) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	all := append([]string{"cluster", "join", "--data-dir", w.dir, "--advertise-addr", "127.0.0.1",
+	advertise := w.addr
+	if advertise == "" {
+		advertise = "127.0.0.1"
+	}
+	all := append([]string{"cluster", "join", "--data-dir", w.dir, "--advertise-addr", advertise,
 		"--containerd-socket", filepath.Join(w.dir, "none.sock")}, args...)
-	w.cmd = exec.Command(binary, all...)
+	w.cmd = inNetns(w.netns, binary, all...)
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	if err := w.cmd.Start(); err != nil {
 		w.t.Fatal(err)
