@@ -198,11 +198,13 @@ func (c *cluster) destroy() {
 }
 
 // inNetns is a command to run in network namespace ns ("" for the host's).
+// nsenter enters the network namespace only: `ip netns exec` would also
+// remount /sys, hiding the cgroup mounts runc needs.
 func inNetns(ns, name string, args ...string) *exec.Cmd {
 	if ns == "" {
 		return exec.Command(name, args...)
 	}
-	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	return exec.Command("nsenter", append([]string{"--net=/run/netns/" + ns, name}, args...)...)
 }
 
 // releaseNetns unmounts the task namespaces a node left in its data dir

@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-project/warren/internal/testutil"
+)
+
+// hosts are network namespaces on a bridge of their own, each a "host"
+// with one address: the multi-host setup of the overlay test.
+type hosts struct {
+	t      testing.TB
+	bridge string
+	names  []string
+	addrs  []string
+}
+
+func ipCmd(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// newHosts makes n hosts on 10.99.X.0/24 (X random), reachable from the
+// test's own namespace at .254, and removes them when the test ends.
+func newHosts(t testing.TB, n int) *hosts {
+	t.Helper()
+	sfx := fmt.Sprintf("%04x", rand.N(0x10000))
+	net3 := fmt.Sprintf("10.99.%d", 10+rand.N(200))
+	h := &hosts{t: t, bridge: "wrnt" + sfx}
+	t.Cleanup(h.destroy)
+	ipCmd(t, "link", "add", h.bridge, "type", "bridge")
+	ipCmd(t, "addr", "add", net3+".254/24", "dev", h.bridge)
+	ipCmd(t, "link", "set", h.bridge, "up")
+	for i := range n {
+		name := fmt.Sprintf("wrnh%s%c", sfx, 'a'+i)
+		addr := fmt.Sprintf("%s.%d", net3, i+1)
+		h.names, h.addrs = append(h.names, name), append(h.addrs, addr)
+		ipCmd(t, "netns", "add", name)
+		ipCmd(t, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", name)
+		ipCmd(t, "link", "set", name, "master", h.bridge, "up")
+		ipCmd(t, "-n", name, "addr", "add", addr+"/24", "dev", "eth0")
+		ipCmd(t, "-n", name, "link", "set", "eth0", "up")
+		ipCmd(t, "-n", name, "link", "set", "lo", "up")
+		ipCmd(t, "-n", name, "route", "add", "default", "via", net3+".254")
+	}
+	return h
+}
+
+func (h *hosts) destroy() {
+	for _, name := range h.names {
+		_ = exec.Command("ip", "netns", "del", name).Run()
+	}
+	_ = exec.Command("ip", "link", "del", h.bridge).Run()
+}
+
+// Three hosts, each its own namespace running the real binary with its own
+// containerd: a manager on A, workers on B and C. Two httpd replicas run on
+// B and C; from a container on A the service answers by name through its
+// VIP, tasks.web lists both, the traffic crosses WireGuard, and the
+// published port answers on A, where no replica runs.
+func TestOverlayAcrossHosts(t *testing.T) {
+	testutil.RequireRoot(t, "containerd", "containerd-shim-runc-v2", "runc", "busybox", "ip", "nsenter")
+	h := newHosts(t, 3)
+	a := h.addrs[0]
+	c := newClusterIn(t, h.names[0], "--listen-addr", a+":2377", "--advertise-addr", a, "--raft-addr", a+":2379", "--heartbeat-period", "1s")
+	c.joinWorkerIn("b", h.names[1], h.addrs[1])
+	c.joinWorkerIn("cc", h.names[2], h.addrs[2])
+	c.importBusybox(testImage)
+
+	c.mustWarren("service", "create", "web", "--image", testImage, "--replicas", "2",
+		"--constraint", "node.role==worker", "--max-replicas-per-node", "1", "--publish", "8080:80",
+		"--", "sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www")
+	c.mustWarren("service", "create", "client", "--image", testImage, "--constraint", "node.role==manager",
+		"--", "sleep", "100000")
+	var addrs []string
+	for _, tk := range c.tasks("web") {
+		addrs = append(addrs, tk.GetAddress())
+	}
+
+	// The mesh needs a handshake each way first; WireGuard retries every 5 s.
+	get := "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 | tail -1"
+	seen := map[string]bool{}
+	testutil.WaitFor(t, 90*time.Second, "both replicas answering http://web/ from host A's container", func() bool {
+		out, _, err := c.warren("exec", "client", "--", "sh", "-c", get)
+		if err == nil && strings.TrimSpace(out) != "" {
+			seen[strings.TrimSpace(out)] = true
+		}
+		return len(seen) == 2
+	})
+
+	out := c.mustWarren("exec", "client", "--", "nslookup", "tasks.web")
+	for _, a := range addrs {
+		if !strings.Contains(out, a) {
+			t.Errorf("tasks.web does not list %s:\n%s", a, out)
+		}
+	}
+
+	// A's peers report bytes both ways (nodes report every 5 s).
+	testutil.WaitFor(t, 30*time.Second, "host A's WireGuard peers carrying traffic", func() bool {
+		var nets []struct {
+			Nodes []struct {
+				Peers []struct {
+					RxBytes, TxBytes string
+				}
+				WireguardEndpoint string
+			}
+		}
+		if err := json.Unmarshal([]byte(c.mustWarren("network", "inspect", "--format", "json")), &nets); err != nil || len(nets) != 1 {
+			t.Fatalf("network inspect --format json: %v", err)
+		}
+		for _, n := range nets[0].Nodes {
+			if !strings.HasPrefix(n.WireguardEndpoint, a+":") {
+				continue
+			}
+			busy := 0
+			for _, p := range n.Peers {
+				if p.RxBytes != "" && p.RxBytes != "0" && p.TxBytes != "" && p.TxBytes != "0" {
+					busy++
+				}
+			}
+			return busy == 2
+		}
+		return false
+	})
+	t.Logf("network inspect:\n%s", c.mustWarren("network", "inspect"))
+
+	// The routing mesh: port 8080 of host A, where no replica runs.
+	body := ""
+	testutil.WaitFor(t, 30*time.Second, "the published port answering on host A", func() bool {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(a, "8080"), 2*time.Second)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprint(conn, "GET / HTTP/1.0\r\n\r\n")
+		buf := make([]byte, 4096)
+		n, _ := io.ReadFull(conn, buf)
+		body = string(buf[:n])
+		return strings.Contains(body, "200 OK")
+	})
+}
