@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/allocator"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -22,6 +23,11 @@ import (
 // signalled. The order is stable, so equal states give equal maps.
 func BuildNetworkMap(tx state.ReadTx) *api.NetworkMap {
 	m := &api.NetworkMap{Version: tx.Index(), Config: tx.GetCluster().GetSpec().GetNetwork()}
+	if plan, err := allocator.Plan(tx); err == nil {
+		// A cluster made before the overlay existed has no plan stored:
+		// it has the defaults, as the allocator does.
+		m.Config = &api.NetworkConfig{Subnet: plan.Subnet.String(), NodePrefixLength: uint32(plan.NodePrefixLength), VipPool: plan.VIPPool.String()}
+	}
 	for _, n := range tx.ListNodes() {
 		nn := n.GetNetwork()
 		if nn.GetBlock() == "" || nn.GetWireguardPublicKey() == "" {
