@@ -152,7 +152,7 @@ func (x *taskExec) act(ctx context.Context, t *api.Task, st *api.TaskStatus, rs 
 	case actPrepare:
 		return x.prepare(ctx, t, st, next, report)
 	case actStart:
-		return x.start(ctx, t, next, rs)
+		return x.start(ctx, t, st, next, rs)
 	case actWait:
 		if hc != nil {
 			return x.watch(ctx, t, st, c, rs, hc)
@@ -232,8 +232,9 @@ func (x *taskExec) ensureContainer(ctx context.Context, t *api.Task, progress fu
 }
 
 // start starts (or restarts in place) the container, making it again if
-// it has gone. A container that already runs is simply reported.
-func (x *taskExec) start(ctx context.Context, t *api.Task, next *api.TaskStatus, rs *runState) (stepResult, error) {
+// it has gone. A container that already runs is simply reported. A start
+// that fails counts as a failed run: the restart policy decides.
+func (x *taskExec) start(ctx context.Context, t *api.Task, st, next *api.TaskStatus, rs *runState) (stepResult, error) {
 	err := x.rt.Start(ctx, t.GetId())
 	if errors.Is(err, runtime.ErrNotFound) {
 		if err = x.ensureContainer(ctx, t, nil); err == nil {
@@ -244,7 +245,9 @@ func (x *taskExec) start(ctx context.Context, t *api.Task, next *api.TaskStatus,
 		if ctx.Err() != nil {
 			return stepResult{}, ctx.Err()
 		}
-		return stepResult{status: failed(next, api.TaskState_TASK_STATE_FAILED, fmt.Errorf("start container: %w", err))}, nil
+		now := x.now()
+		after, delay := afterExit(t, st, runtime.Exit{Code: -1, At: now}, rs, now, x.restart, "start container: "+err.Error())
+		return stepResult{status: after, delay: delay}, nil
 	}
 	c, err := x.rt.Inspect(ctx, t.GetId())
 	if err != nil {

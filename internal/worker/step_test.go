@@ -161,10 +161,10 @@ func TestStepFailures(t *testing.T) {
 			_ = rt.Create(context.Background(), runtime.Spec{ID: "t1", Image: "busybox"})
 		}, stPreparing, stReady, ""},
 		{"missing container is made again", func(rt *fake.Executor) { rt.AddImage("busybox") }, stStarting, stRunning, ""},
-		{"start fails", func(rt *fake.Executor) {
+		{"start fails: the restart policy retries", func(rt *fake.Executor) {
 			rt.AddImage("busybox")
 			rt.FailNext("Start", errors.New("no such file: /bin/sleep"))
-		}, stStarting, stFailed, "start container: no such file: /bin/sleep"},
+		}, stStarting, stStarting, ""},
 		{"container gone while running", func(*fake.Executor) {}, stRunning, stStarting, ""},
 	}
 	for _, c := range cases {
@@ -248,5 +248,30 @@ func TestContainerSpec(t *testing.T) {
 	if spec.ID != "t1" || spec.Image != "docker.io/library/busybox:latest" || spec.Args[0] != "60" || spec.WorkDir != "/w" ||
 		spec.User != "nobody" || spec.NanoCPUs != 5e8 || spec.MemoryBytes != 64<<20 || spec.LogPath != "/data/logs/t1.log" {
 		t.Fatalf("spec = %+v", spec)
+	}
+}
+
+// A container that cannot start is a failed run: retried by policy "any"
+// (with the reason kept), final under "none".
+func TestStepStartFailureFollowsRestartPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		cond     api.RestartPolicy_Condition
+		want     api.TaskState
+		restarts uint32
+	}{
+		{api.RestartPolicy_CONDITION_ANY, stStarting, 1},
+		{api.RestartPolicy_CONDITION_NONE, stFailed, 0},
+	} {
+		rt := fake.New()
+		rt.AddImage("busybox")
+		rt.FailNext("Start", errors.New("no cgroup mount found"))
+		now := time.Unix(1000, 0)
+		task := testTask("t1")
+		task.Spec.Restart = &api.RestartPolicy{Condition: tc.cond}
+		res := mustStep(t, testExec(rt, &now), task, &api.TaskStatus{State: stStarting}, &runState{})
+		st := res.status
+		if st.GetState() != tc.want || st.GetRestartCount() != tc.restarts || !strings.Contains(st.GetMessage(), "start container: no cgroup mount found") {
+			t.Errorf("%v: status %v restarts %d %q; want %v, %d restarts, the start error in the message", tc.cond, st.GetState(), st.GetRestartCount(), st.GetMessage(), tc.want, tc.restarts)
+		}
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/testutil"
 )
 
@@ -79,6 +81,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 
 	c.mustWarren("service", "create", "web", "--image", testImage, "--replicas", "2",
 		"--constraint", "node.role==worker", "--max-replicas-per-node", "1", "--publish", "8080:80",
+		"--health-cmd", "test -f /www/index.html", "--health-interval", "1s", "--health-retries", "1", "--stop-grace-period", "1s",
 		"--", "sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www")
 	c.mustWarren("service", "create", "client", "--image", testImage, "--constraint", "node.role==manager",
 		"--", "sleep", "100000")
@@ -135,18 +138,77 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	t.Logf("network inspect:\n%s", c.mustWarren("network", "inspect"))
 
 	// The routing mesh: port 8080 of host A, where no replica runs.
-	body := ""
 	testutil.WaitFor(t, 30*time.Second, "the published port answering on host A", func() bool {
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort(a, "8080"), 2*time.Second)
-		if err != nil {
-			return false
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprint(conn, "GET / HTTP/1.0\r\n\r\n")
-		buf := make([]byte, 4096)
-		n, _ := io.ReadFull(conn, buf)
-		body = string(buf[:n])
-		return strings.Contains(body, "200 OK")
+		body, err := httpGet(net.JoinHostPort(a, "8080"))
+		return err == nil && strings.Contains(body, "200 OK")
 	})
+	var took []time.Duration
+	for range 200 {
+		start := time.Now()
+		if _, err := httpGet(net.JoinHostPort(a, "8080")); err != nil {
+			t.Fatalf("published port on host A: %v", err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	t.Logf("FIGURE overlay: HTTP request to a published port on a node without replicas (DNAT, then WireGuard to the replica's node): p50 %v, p99 %v over %d requests",
+		took[len(took)/2].Round(time.Microsecond), took[len(took)*99/100].Round(time.Microsecond), len(took))
+
+	// A replica turning unhealthy leaves the VIP, and comes back once its
+	// restart makes it healthy again.
+	victim := c.tasks("web")[0]
+	for _, tk := range c.tasks("web") {
+		if tk.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING {
+			victim = tk
+		}
+	}
+	failedAt := time.Now()
+	c.mustWarren("exec", victim.GetId(), "--", "rm", "/www/index.html")
+	testutil.WaitFor(t, 30*time.Second, "the unhealthy replica out of web's backends", func() bool {
+		return !slices.Contains(c.backends("web"), victim.GetAddress())
+	})
+	t.Logf("FIGURE overlay: from a replica's check starting to fail (interval 1s, retries 1) to its removal from the network map: %v",
+		time.Since(failedAt).Round(10*time.Millisecond))
+	testutil.WaitFor(t, 60*time.Second, "the restarted replica back in web's backends", func() bool {
+		return slices.Contains(c.backends("web"), victim.GetAddress())
+	})
+}
+
+// httpGet sends one HTTP/1.0 GET to addr and returns the raw answer.
+func httpGet(addr string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := fmt.Fprint(conn, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(conn)
+	return string(body), err
+}
+
+// backends are the addresses of a service's backends, as managers send
+// them to nodes.
+func (c *cluster) backends(service string) []string {
+	c.t.Helper()
+	var nets []struct {
+		Services []struct {
+			Name     string
+			Backends []struct{ Address string }
+		}
+	}
+	if err := json.Unmarshal([]byte(c.mustWarren("network", "inspect", "--format", "json")), &nets); err != nil || len(nets) != 1 {
+		c.t.Fatalf("network inspect --format json: %v", err)
+	}
+	var out []string
+	for _, s := range nets[0].Services {
+		if s.Name == service {
+			for _, b := range s.Backends {
+				out = append(out, b.Address)
+			}
+		}
+	}
+	return out
 }

@@ -18,9 +18,9 @@ import (
 // BuildNetworkMap is the overlay as every node must know it, from the state
 // in tx: the mesh (nodes with a block and a WireGuard key) and each
 // service's VIP, published ports and backends. A backend is a task meant to
-// run and running, so healthy where the service has a check: a task turned
-// unhealthy or told to stop leaves at once, before its container is
-// signalled. The order is stable, so equal states give equal maps.
+// run and running, so healthy where the service has a check, and not
+// reported unhealthy since: a task turned unhealthy or told to stop leaves
+// at once, before its container is signalled. The order is stable, so equal states give equal maps.
 func BuildNetworkMap(tx state.ReadTx) *api.NetworkMap {
 	m := &api.NetworkMap{Version: tx.Index(), Config: tx.GetCluster().GetSpec().GetNetwork()}
 	if plan, err := allocator.Plan(tx); err == nil {
@@ -59,7 +59,8 @@ func BuildNetworkMap(tx state.ReadTx) *api.NetworkMap {
 
 func isBackend(t *api.Task) bool {
 	return t.GetAddress() != "" && t.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING &&
-		t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING
+		t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING &&
+		t.GetStatus().GetHealth().GetState() != api.Health_STATE_UNHEALTHY
 }
 
 // sameMap tells two maps apart by content, not by the index they were

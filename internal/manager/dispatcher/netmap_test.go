@@ -75,9 +75,15 @@ func TestNetworkMapFollowsState(t *testing.T) {
 		}
 		starting := newTask("t3", "n2", api.TaskState_TASK_STATE_STARTING)
 		starting.Address = "10.200.1.3"
-		return tx.Create(starting)
+		if err := tx.Create(starting); err != nil {
+			return err
+		}
+		unhealthy := newTask("t4", "n2", api.TaskState_TASK_STATE_RUNNING)
+		unhealthy.Address = "10.200.1.4"
+		unhealthy.Status.Health = &api.Health{State: api.Health_STATE_UNHEALTHY}
+		return tx.Create(unhealthy)
 	})
-	s1.waitMap(t, "web has the two running tasks", func(m *api.NetworkMap) bool {
+	s1.waitMap(t, "web has the two running, not unhealthy tasks", func(m *api.NetworkMap) bool {
 		b := backends(m, "web")
 		return len(b) == 2 && b[0] == "t1@10.200.1.1" && b[1] == "t2@10.200.1.2"
 	})

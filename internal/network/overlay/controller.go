@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 	"google.golang.org/protobuf/proto"
@@ -221,17 +222,31 @@ func (c *Controller) setUp(m *api.NetworkMap, block netip.Prefix) error {
 	return nil
 }
 
-// Attach gives task t its network namespace, waiting (until ctx ends) for
-// the first map that names this node's block.
+// readyTimeout bounds how long a task waits for the node's overlay: past
+// it the task is rejected, and managers place it again.
+const readyTimeout = 30 * time.Second
+
+// Attach gives task t its network namespace, waiting (up to readyTimeout)
+// for the first map that names this node's block.
 func (c *Controller) Attach(ctx context.Context, t *api.Task) (*runtime.NetworkAttachment, error) {
 	addr, err := netip.ParseAddr(t.GetAddress())
 	if err != nil {
 		return nil, fmt.Errorf("task %s has no overlay address (%q)", t.GetId(), t.GetAddress())
 	}
+	wait := time.NewTimer(readyTimeout)
+	defer wait.Stop()
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the overlay is not up on this node yet (waiting for the network map): %w", ctx.Err())
+	case <-wait.C:
+		c.mu.Lock()
+		why := c.lastErr
+		c.mu.Unlock()
+		if why == nil {
+			why = errors.New("no network map naming this node came from managers")
+		}
+		return nil, fmt.Errorf("the overlay did not come up on this node within %v: %w", readyTimeout, why)
 	}
 	c.mu.Lock()
 	br, gw := c.br, ipam.Gateway(c.block)
