@@ -49,7 +49,7 @@ func TestConvertMap(t *testing.T) {
 	}
 	rules, names := services(m, "a")
 	want := lb.Service{ID: "s1", Name: "web", VIP: netip.MustParseAddr("10.201.0.1"),
-		Ports: []lb.Port{{Protocol: lb.TCP, Target: 80, Published: 8080, Mode: lb.Ingress}, {Protocol: lb.UDP, Target: 53, Published: 53, Mode: lb.Host}},
+		Ports:    []lb.Port{{Protocol: lb.TCP, Target: 80, Published: 8080, Mode: lb.Ingress}, {Protocol: lb.UDP, Target: 53, Published: 53, Mode: lb.Host}},
 		Backends: []lb.Backend{{Addr: netip.MustParseAddr("10.200.0.2"), Weight: 1, Local: true}, {Addr: netip.MustParseAddr("10.200.1.2"), Weight: 9}},
 	}
 	if len(rules) != 1 || rules[0].Name != want.Name || rules[0].VIP != want.VIP || len(rules[0].Ports) != 2 || rules[0].Ports[1] != want.Ports[1] ||
