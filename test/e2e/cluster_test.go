@@ -27,6 +27,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if helperMain() {
+		return
+	}
 	code := func() int {
 		dir, err := os.MkdirTemp("", "warren-e2e-bin")
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,8 +76,8 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	h := newHosts(t, 3)
 	a := h.addrs[0]
 	c := newClusterIn(t, h.names[0], "--listen-addr", a+":2377", "--advertise-addr", a, "--raft-addr", a+":2379", "--heartbeat-period", "1s")
-	c.joinWorkerIn("b", h.names[1], h.addrs[1])
-	c.joinWorkerIn("cc", h.names[2], h.addrs[2])
+	wb := c.joinWorkerIn("b", h.names[1], h.addrs[1])
+	wc := c.joinWorkerIn("cc", h.names[2], h.addrs[2])
 	c.importBusybox(testImage)
 
 	c.mustWarren("service", "create", "web", "--image", testImage, "--replicas", "2",
@@ -136,6 +137,25 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		return false
 	})
 	t.Logf("network inspect:\n%s", c.mustWarren("network", "inspect"))
+
+	// Container to container across hosts, over the overlay, against the
+	// plain veth path between the same two hosts.
+	onNode := map[string]*api.Task{}
+	for _, tk := range c.tasks("web") {
+		if tk.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING {
+			onNode[tk.GetNodeId()] = tk
+		}
+	}
+	tb, tc := onNode[wb.nodeID], onNode[wc.nodeID]
+	if tb == nil || tc == nil {
+		t.Fatalf("web's replicas are not one on each worker: %v", onNode)
+	}
+	const size = 256 << 20
+	over := throughput(t, filepath.Join(wb.dir, "network", "netns", tb.GetId()), filepath.Join(wc.dir, "network", "netns", tc.GetId()),
+		":5001", net.JoinHostPort(tc.GetAddress(), "5001"), size)
+	plain := throughput(t, h.names[1], h.names[2], ":5002", net.JoinHostPort(h.addrs[2], "5002"), size)
+	t.Logf("FIGURE overlay: TCP throughput container to container across hosts: %.2f Gbit/s over the overlay (WireGuard %s) vs %.2f Gbit/s on the plain veth between the hosts (%d MiB each)",
+		over, "userspace", plain, size>>20)
 
 	// The routing mesh: port 8080 of host A, where no replica runs.
 	testutil.WaitFor(t, 30*time.Second, "the published port answering on host A", func() bool {
