@@ -192,6 +192,57 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	testutil.WaitFor(t, 60*time.Second, "the restarted replica back in web's backends", func() bool {
 		return slices.Contains(c.backends("web"), victim.GetAddress())
 	})
+
+	// A worker restart rebuilds its network from the map it kept: traffic
+	// flows again, with one route per peer block and no duplicates.
+	wb.kill()
+	wb.start()
+	seen = map[string]bool{}
+	testutil.WaitFor(t, 90*time.Second, "both replicas answering again after b restarted", func() bool {
+		out, _, err := c.warren("exec", "client", "--", "sh", "-c", get)
+		if err == nil && strings.TrimSpace(out) != "" {
+			seen[strings.TrimSpace(out)] = true
+		}
+		return len(seen) == 2
+	})
+	if routes := meshRoutes(t, h.names[1]); len(routes) != 2 {
+		t.Errorf("host B after its restart has mesh routes %q, want one per other node", routes)
+	}
+
+	// Removing the service releases its tasks' namespaces and veths.
+	c.mustWarren("service", "rm", "web")
+	for _, w := range []*workerProc{wb, wc} {
+		if left, _ := filepath.Glob(filepath.Join(w.dir, "network", "netns", "*")); len(left) > 0 {
+			t.Errorf("%s keeps task namespaces after service rm: %v", w.name, left)
+		}
+		if out, _ := exec.Command("ip", "-n", w.netns, "-br", "link").Output(); strings.Contains(string(out), "wrn") {
+			t.Errorf("%s keeps task veths after service rm:\n%s", w.name, out)
+		}
+	}
+
+	// Removing a node takes it out of every other node's mesh.
+	wc.kill()
+	c.mustWarren("node", "rm", "--force", wc.nodeID)
+	testutil.WaitFor(t, 30*time.Second, "host A's mesh without the removed node", func() bool {
+		return len(meshRoutes(t, h.names[0])) == 1
+	})
+}
+
+// meshRoutes are the routes through the WireGuard link in namespace ns
+// (Warren marks them with protocol 87).
+func meshRoutes(t *testing.T, ns string) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", ns, "route", "show", "proto", "87").Output()
+	if err != nil {
+		t.Fatalf("ip route in %s: %v", ns, err)
+	}
+	var routes []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			routes = append(routes, l)
+		}
+	}
+	return routes
 }
 
 // httpGet sends one HTTP/1.0 GET to addr and returns the raw answer.
