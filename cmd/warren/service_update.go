@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,6 +20,8 @@ import (
 type updateOpts struct {
 	image, args   string
 	envAdd, envRm []string
+	publishAdd    []string
+	publishRm     []string
 	replicas      uint64
 	resources     resourceOpts
 	health        healthOpts
@@ -40,6 +43,8 @@ func newServiceUpdateCmd(c *cli) *cobra.Command {
 	f.StringArrayVar(&o.envAdd, "env-add", nil, "add or replace an environment variable: KEY=VALUE (repeatable)")
 	f.StringArrayVar(&o.envRm, "env-rm", nil, "remove an environment variable by KEY (repeatable)")
 	f.Uint64Var(&o.replicas, "replicas", 0, "number of tasks")
+	f.StringArrayVar(&o.publishAdd, "publish-add", nil, "publish a port, as --publish of create (repeatable)")
+	f.StringArrayVar(&o.publishRm, "publish-rm", nil, "stop publishing a port: PUBLISHED[/PROTOCOL] (repeatable)")
 	f.StringVar(&o.args, "args", "", "new arguments, replacing the image's CMD; split on whitespace")
 	o.resources.addFlags(f)
 	o.health.addFlags(f)
@@ -104,6 +109,9 @@ func (o *updateOpts) apply(f *pflag.FlagSet, s *api.ServiceSpec) error {
 			return err
 		}
 	}
+	if err := o.applyPorts(s); err != nil {
+		return err
+	}
 	var err error
 	if ctr.Healthcheck, err = o.health.apply(f, ctr.GetHealthcheck()); err != nil {
 		return err
@@ -112,6 +120,36 @@ func (o *updateOpts) apply(f *pflag.FlagSet, s *api.ServiceSpec) error {
 		return err
 	}
 	return o.resources.apply(f, s.Task)
+}
+
+// applyPorts removes, then adds, published ports.
+func (o *updateOpts) applyPorts(s *api.ServiceSpec) error {
+	if len(o.publishRm) == 0 && len(o.publishAdd) == 0 {
+		return nil
+	}
+	if s.Endpoint == nil {
+		s.Endpoint = &api.EndpointSpec{}
+	}
+	for _, v := range o.publishRm {
+		key := v
+		if !strings.Contains(key, "/") {
+			key += "/tcp"
+		}
+		n := len(s.Endpoint.Ports)
+		s.Endpoint.Ports = slices.DeleteFunc(s.Endpoint.Ports, func(p *api.PortConfig) bool { return spec.PortKey(p) == key })
+		if len(s.Endpoint.Ports) == n {
+			return fmt.Errorf("--publish-rm %s: the service does not publish %s", v, key)
+		}
+	}
+	for _, v := range o.publishAdd {
+		p, err := spec.ParsePublish(v)
+		if err != nil {
+			return fmt.Errorf("--publish-add: %w", err)
+		}
+		s.Endpoint.Ports = slices.DeleteFunc(s.Endpoint.Ports, func(q *api.PortConfig) bool { return spec.PortKey(q) == spec.PortKey(p) })
+		s.Endpoint.Ports = append(s.Endpoint.Ports, p)
+	}
+	return nil
 }
 
 // removeEnv drops the entries for key ("KEY=..." or a bare "KEY").

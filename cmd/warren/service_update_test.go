@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/spec"
 )
 
 func lastUpdate(t *testing.T, reqs []proto.Message) *api.UpdateServiceRequest {
@@ -95,4 +96,18 @@ func TestServiceRemove(t *testing.T) {
 	if n := len(fake.Tasks()); n != 0 {
 		t.Fatalf("%d tasks remain after service rm returned; want it to wait for them", n)
 	}
+}
+
+func TestServiceUpdatePorts(t *testing.T) {
+	fake, host := fakeManager(t)
+	warren(t, host, "service", "create", "web", "--image", "nginx", "-p", "8080:80", "-p", "53:53/udp", "-d").wantOK(t)
+	warren(t, host, "service", "update", "web", "--publish-rm", "8080", "--publish-add", "9090:80", "--publish-add", "53:5353/udp", "-d").wantOK(t)
+	var got []string
+	for _, p := range lastUpdate(t, fake.Requests("UpdateService")).GetSpec().GetEndpoint().GetPorts() {
+		got = append(got, spec.FormatPort(p))
+	}
+	if strings.Join(got, " ") != "9090->80/tcp 53->5353/udp" {
+		t.Fatalf("ports sent: %v", got)
+	}
+	warren(t, host, "service", "update", "web", "--publish-rm", "7000").wantError(t, "does not publish 7000/tcp")
 }

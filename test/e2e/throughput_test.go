@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,9 @@ import (
 const (
 	sinkEnv = "WARREN_E2E_TCP_SINK"
 	sendEnv = "WARREN_E2E_TCP_SEND"
+	// pingEnv ("ADDR,COUNT") makes it send COUNT HTTP requests, one
+	// connection each, and print the p50 and p99 times in nanoseconds.
+	pingEnv = "WARREN_E2E_HTTP_PING"
 )
 
 // helperMain runs the sink or the source when the environment asks for
@@ -37,6 +41,17 @@ func helperMain() bool {
 			os.Exit(1)
 		}
 		_ = conn.Close()
+		os.Exit(0)
+	}
+	if v := os.Getenv(pingEnv); v != "" {
+		addr, count, _ := strings.Cut(v, ",")
+		n, _ := strconv.Atoi(count)
+		took, err := requestTimes(addr, n)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println(took[len(took)/2].Nanoseconds(), took[len(took)*99/100].Nanoseconds())
 		os.Exit(0)
 	}
 	addr := os.Getenv(sinkEnv)
@@ -116,4 +131,39 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// requestTimes sends n HTTP/1.0 requests to addr, a connection each, and
+// returns their times, sorted.
+func requestTimes(addr string, n int) ([]time.Duration, error) {
+	took := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := httpGet(addr); err != nil {
+			return nil, err
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	return took, nil
+}
+
+// latencyFrom runs n requests to addr from namespace ns (a path) and
+// returns the p50 and p99 times.
+func latencyFrom(t *testing.T, ns, addr string, n int) (p50, p99 time.Duration) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "--net="+ns, self)
+	cmd.Env = append(os.Environ(), pingEnv+"="+addr+","+strconv.Itoa(n))
+	out, err := cmd.CombinedOutput()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		t.Fatalf("requests to %s from %s: %v: %s", addr, ns, err, out)
+	}
+	a, _ := strconv.ParseInt(f[0], 10, 64)
+	b, _ := strconv.ParseInt(f[1], 10, 64)
+	return time.Duration(a), time.Duration(b)
 }

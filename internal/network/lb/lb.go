@@ -118,8 +118,9 @@ type LB struct {
 	cfg Config
 	log *slog.Logger
 
-	mu          sync.Mutex // one Sync or Close at a time
-	lastSkipped []string   // to warn about a skipped service once, not every Sync
+	mu          sync.Mutex          // one Sync or Close at a time
+	lastSkipped []string            // to warn about a skipped service once, not every Sync
+	backends    map[netip.Addr]bool // as of the last Sync, to flush the UDP flows of those that leave
 }
 
 // New checks cfg (empty fields take DefaultConfig's values) and returns an
@@ -156,6 +157,15 @@ func (l *LB) Sync(services []Service) error {
 			"and the kernel has nf_tables with nat", l.cfg.Table, len(services), len(rs.Chains), err)
 	}
 	l.log.Debug("load-balancing rules written", "lb.services", len(services), "lb.chains", len(rs.Chains))
+	now := backendAddrs(services)
+	var gone []netip.Addr
+	for a := range l.backends {
+		if !now[a] {
+			gone = append(gone, a)
+		}
+	}
+	l.backends = now
+	l.flushUDP(gone)
 	if err := setSysctls(); err != nil {
 		return fmt.Errorf("lb: rules written, but: %w", err)
 	}

@@ -71,3 +71,41 @@ func TestUDPThroughVIPAndPublishedPort(t *testing.T) {
 		t.Errorf("udp to published 5353 answered %q, want b1", got)
 	}
 }
+
+// A UDP client that keeps its source port follows a backend change at
+// once: the flow's conntrack entry to the removed backend is flushed.
+func TestUDPFlowFollowsBackendChange(t *testing.T) {
+	tp := newTopo(t, 3, true)
+	cli, b1, b2 := tp.ctrs[0], tp.ctrs[1], tp.ctrs[2]
+	serveUDP(t, b1, "b1", 53)
+	serveUDP(t, b2, "b2", 53)
+	l := tp.newLB()
+	tp.sync(l, vipService(map[host]uint32{b1: 1}))
+
+	var c net.Conn
+	var err error
+	inNS(t, cli.ns, func() { c, err = net.Dial("udp4", vip+":53") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func() string {
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("?")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer through the VIP: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got := ask(); got != "b1" {
+		t.Fatalf("first datagram answered by %q, want b1", got)
+	}
+	tp.sync(l, vipService(map[host]uint32{b2: 1}))
+	if got := ask(); got != "b2" {
+		t.Fatalf("after b1 left, the same flow answered by %q, want b2", got)
+	}
+}

@@ -11,19 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/vishvananda/netlink"
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/network/bridge"
 	"github.com/warren-project/warren/internal/network/dns"
@@ -178,50 +174,6 @@ func (c *Controller) ownBlock(m *api.NetworkMap) (netip.Prefix, error) {
 	return netip.Prefix{}, nil
 }
 
-// setUp brings up the bridge, the WireGuard link, the rules and the DNS
-// server the first time the node knows its block.
-func (c *Controller) setUp(m *api.NetworkMap, block netip.Prefix) error {
-	if c.block.IsValid() {
-		return nil
-	}
-	gw := ipam.Gateway(block)
-	subnet, err := netip.ParsePrefix(m.GetConfig().GetSubnet())
-	if err != nil {
-		return fmt.Errorf("cluster subnet %q: %w", m.GetConfig().GetSubnet(), err)
-	}
-	br, err := bridge.New(bridge.Config{Bridge: c.cfg.Bridge, Gateway: netip.PrefixFrom(gw, block.Bits()), MTU: bridge.DefaultMTU, Dir: filepath.Join(c.cfg.DataDir, "network", "netns"), Logger: c.log})
-	if err != nil {
-		return err
-	}
-	if err := br.Ensure(); err != nil {
-		return fmt.Errorf("bridge %s: %w", c.cfg.Bridge, err)
-	}
-	if err := c.routeVIPs(m, gw); err != nil {
-		return err
-	}
-	link, err := wireguard.Open(wireguard.Config{Name: c.cfg.WireGuard, PrivateKey: c.key, ListenPort: c.cfg.ListenPort, Address: netip.PrefixFrom(gw, 32), MTU: wireguard.DefaultMTU, Mode: c.cfg.Mode, Logger: c.log})
-	if err != nil {
-		return fmt.Errorf("WireGuard link %s: %w", c.cfg.WireGuard, err)
-	}
-	rules, err := lb.New(lb.Config{Table: c.cfg.Table, Bridge: c.cfg.Bridge, WireGuard: c.cfg.WireGuard, Subnet: subnet, Logger: c.log})
-	if err != nil {
-		_ = link.Close()
-		return err
-	}
-	srv, err := dns.New(dns.Config{Addrs: []string{net.JoinHostPort(gw.String(), "53")}, Table: c.names, Logger: c.log})
-	if err == nil {
-		err = srv.Start()
-	}
-	if err != nil {
-		_ = link.Close()
-		return fmt.Errorf("DNS server on %s:53: %w", gw, err)
-	}
-	c.br, c.link, c.rules, c.dnsSrv, c.block = br, link, rules, srv, block
-	close(c.ready)
-	c.log.Info("overlay up", "block", block, "gateway", gw, "wireguard.mode", link.Mode(), "wireguard.port", c.cfg.ListenPort)
-	return nil
-}
-
 // readyTimeout bounds how long a task waits for the node's overlay: past
 // it the task is rejected, and managers place it again.
 const readyTimeout = 30 * time.Second
@@ -336,89 +288,4 @@ func (c *Controller) Close() error {
 		errs = append(errs, c.link.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func (c *Controller) mapPath() string { return filepath.Join(c.cfg.DataDir, "network", "map.pb") }
-
-func (c *Controller) loadMap() (*api.NetworkMap, error) {
-	b, err := os.ReadFile(c.mapPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	m := &api.NetworkMap{}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("%s is corrupt (delete it; the next manager session sends a new map): %w", c.mapPath(), err)
-	}
-	return m, nil
-}
-
-func (c *Controller) saveMap(m *api.NetworkMap) error {
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.mapPath()), 0o700); err != nil {
-		return err
-	}
-	tmp := c.mapPath() + ".tmp." + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, c.mapPath())
-}
-
-// Options are a node's overlay settings, as the CLI sets them.
-type Options struct {
-	// Enabled runs the overlay; without it the node runs host-network
-	// tasks only.
-	Enabled bool
-	// ListenPort is WireGuard's UDP port (default 51820).
-	ListenPort int
-	Mode       wireguard.Mode
-}
-
-// Start makes the overlay controller of node nodeID, or returns nil when
-// opts disable it. advertise is the host other nodes reach this one at
-// (an IP; otherwise managers take the address the node's session comes
-// from).
-func Start(opts Options, nodeID, dataDir, advertise string, log *slog.Logger) (*Controller, error) {
-	if !opts.Enabled {
-		return nil, nil
-	}
-	host := advertise
-	if h, _, err := net.SplitHostPort(advertise); err == nil {
-		host = h
-	}
-	ep, _ := netip.ParseAddr(host)
-	if ep.IsUnspecified() {
-		ep = netip.Addr{}
-	}
-	return New(Config{NodeID: nodeID, DataDir: dataDir, EndpointAddr: ep, ListenPort: opts.ListenPort, Mode: opts.Mode, Logger: log})
-}
-
-// routeVIPs routes the VIP pool to the bridge from this node's gateway
-// address: the node's own connections to a VIP need a route before the
-// rules rewrite them, and with this source the answers come back through
-// the mesh wherever the backend runs.
-func (c *Controller) routeVIPs(m *api.NetworkMap, gw netip.Addr) error {
-	pool, err := netip.ParsePrefix(m.GetConfig().GetVipPool())
-	if err != nil {
-		return fmt.Errorf("VIP pool %q: %w", m.GetConfig().GetVipPool(), err)
-	}
-	br, err := netlink.LinkByName(c.cfg.Bridge)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", c.cfg.Bridge, err)
-	}
-	r := &netlink.Route{
-		LinkIndex: br.Attrs().Index, Scope: netlink.SCOPE_LINK,
-		Dst: &net.IPNet{IP: pool.Addr().AsSlice(), Mask: net.CIDRMask(pool.Bits(), 32)},
-		Src: gw.AsSlice(),
-	}
-	if err := netlink.RouteReplace(r); err != nil {
-		return fmt.Errorf("route the VIP pool %s to %s: %w", pool, c.cfg.Bridge, err)
-	}
-	return nil
 }
