@@ -121,6 +121,8 @@ type LB struct {
 	mu          sync.Mutex          // one Sync or Close at a time
 	lastSkipped []string            // to warn about a skipped service once, not every Sync
 	backends    map[netip.Addr]bool // as of the last Sync, to flush the UDP flows of those that leave
+	// forwardChecked is set once other tables' forward chains were checked.
+	forwardChecked bool
 }
 
 // New checks cfg (empty fields take DefaultConfig's values) and returns an
@@ -151,6 +153,7 @@ func (l *LB) Sync(services []Service) error {
 	if err != nil {
 		return fmt.Errorf("lb: open nftables netlink socket: %w", err)
 	}
+	l.warnForwardDrops(conn)
 	if err := writeRuleset(conn, rs); err != nil {
 		return fmt.Errorf("lb: replace nftables table ip %s (%d services, %d chains): %w; "+
 			"the previous rules stay in force: check that warren runs as root (CAP_NET_ADMIN) "+
