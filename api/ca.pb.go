@@ -98,8 +98,11 @@ type JoinResponse struct {
 	Certificate   []byte                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	CaCertificate []byte                 `protobuf:"bytes,5,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
 	ManagerAddrs  []string               `protobuf:"bytes,6,rep,name=manager_addrs,json=managerAddrs,proto3" json:"manager_addrs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// manager_secrets are set only for a manager token: what every manager
+	// holds (sent over the TLS session the token's CA pin checked).
+	ManagerSecrets *ManagerSecrets `protobuf:"bytes,7,opt,name=manager_secrets,json=managerSecrets,proto3" json:"manager_secrets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JoinResponse) Reset() {
@@ -174,6 +177,67 @@ func (x *JoinResponse) GetManagerAddrs() []string {
 	return nil
 }
 
+func (x *JoinResponse) GetManagerSecrets() *ManagerSecrets {
+	if x != nil {
+		return x.ManagerSecrets
+	}
+	return nil
+}
+
+type ManagerSecrets struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ca_key is the PEM of the cluster's root key: every manager signs.
+	CaKey []byte `protobuf:"bytes,1,opt,name=ca_key,json=caKey,proto3" json:"ca_key,omitempty"`
+	// data_key seals secrets in the state (see package seal).
+	DataKey       []byte `protobuf:"bytes,2,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagerSecrets) Reset() {
+	*x = ManagerSecrets{}
+	mi := &file_warren_v1_ca_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagerSecrets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagerSecrets) ProtoMessage() {}
+
+func (x *ManagerSecrets) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_ca_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagerSecrets.ProtoReflect.Descriptor instead.
+func (*ManagerSecrets) Descriptor() ([]byte, []int) {
+	return file_warren_v1_ca_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ManagerSecrets) GetCaKey() []byte {
+	if x != nil {
+		return x.CaKey
+	}
+	return nil
+}
+
+func (x *ManagerSecrets) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
+}
+
 type RenewCertificateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Csr           []byte                 `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
@@ -183,7 +247,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_warren_v1_ca_proto_msgTypes[2]
+	mi := &file_warren_v1_ca_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +259,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_ca_proto_msgTypes[2]
+	mi := &file_warren_v1_ca_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +272,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_ca_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_ca_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RenewCertificateRequest) GetCsr() []byte {
@@ -227,7 +291,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_warren_v1_ca_proto_msgTypes[3]
+	mi := &file_warren_v1_ca_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +303,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_ca_proto_msgTypes[3]
+	mi := &file_warren_v1_ca_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +316,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_ca_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_ca_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RenewCertificateResponse) GetCertificate() []byte {
@@ -271,7 +335,7 @@ const file_warren_v1_ca_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12<\n" +
 	"\vdescription\x18\x03 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12%\n" +
-	"\x0eadvertise_addr\x18\x04 \x01(\tR\radvertiseAddr\"\xdd\x01\n" +
+	"\x0eadvertise_addr\x18\x04 \x01(\tR\radvertiseAddr\"\xa1\x02\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -279,7 +343,11 @@ const file_warren_v1_ca_proto_rawDesc = "" +
 	"\x04role\x18\x03 \x01(\x0e2\x13.warren.v1.NodeRoleR\x04role\x12 \n" +
 	"\vcertificate\x18\x04 \x01(\fR\vcertificate\x12%\n" +
 	"\x0eca_certificate\x18\x05 \x01(\fR\rcaCertificate\x12#\n" +
-	"\rmanager_addrs\x18\x06 \x03(\tR\fmanagerAddrs\"+\n" +
+	"\rmanager_addrs\x18\x06 \x03(\tR\fmanagerAddrs\x12B\n" +
+	"\x0fmanager_secrets\x18\a \x01(\v2\x19.warren.v1.ManagerSecretsR\x0emanagerSecrets\"B\n" +
+	"\x0eManagerSecrets\x12\x15\n" +
+	"\x06ca_key\x18\x01 \x01(\fR\x05caKey\x12\x19\n" +
+	"\bdata_key\x18\x02 \x01(\fR\adataKey\"+\n" +
 	"\x17RenewCertificateRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"<\n" +
 	"\x18RenewCertificateResponse\x12 \n" +
@@ -300,27 +368,29 @@ func file_warren_v1_ca_proto_rawDescGZIP() []byte {
 	return file_warren_v1_ca_proto_rawDescData
 }
 
-var file_warren_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_warren_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_warren_v1_ca_proto_goTypes = []any{
 	(*JoinRequest)(nil),              // 0: warren.v1.JoinRequest
 	(*JoinResponse)(nil),             // 1: warren.v1.JoinResponse
-	(*RenewCertificateRequest)(nil),  // 2: warren.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 3: warren.v1.RenewCertificateResponse
-	(*NodeDescription)(nil),          // 4: warren.v1.NodeDescription
-	(NodeRole)(0),                    // 5: warren.v1.NodeRole
+	(*ManagerSecrets)(nil),           // 2: warren.v1.ManagerSecrets
+	(*RenewCertificateRequest)(nil),  // 3: warren.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 4: warren.v1.RenewCertificateResponse
+	(*NodeDescription)(nil),          // 5: warren.v1.NodeDescription
+	(NodeRole)(0),                    // 6: warren.v1.NodeRole
 }
 var file_warren_v1_ca_proto_depIdxs = []int32{
-	4, // 0: warren.v1.JoinRequest.description:type_name -> warren.v1.NodeDescription
-	5, // 1: warren.v1.JoinResponse.role:type_name -> warren.v1.NodeRole
-	0, // 2: warren.v1.NodeCA.Join:input_type -> warren.v1.JoinRequest
-	2, // 3: warren.v1.NodeCA.RenewCertificate:input_type -> warren.v1.RenewCertificateRequest
-	1, // 4: warren.v1.NodeCA.Join:output_type -> warren.v1.JoinResponse
-	3, // 5: warren.v1.NodeCA.RenewCertificate:output_type -> warren.v1.RenewCertificateResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: warren.v1.JoinRequest.description:type_name -> warren.v1.NodeDescription
+	6, // 1: warren.v1.JoinResponse.role:type_name -> warren.v1.NodeRole
+	2, // 2: warren.v1.JoinResponse.manager_secrets:type_name -> warren.v1.ManagerSecrets
+	0, // 3: warren.v1.NodeCA.Join:input_type -> warren.v1.JoinRequest
+	3, // 4: warren.v1.NodeCA.RenewCertificate:input_type -> warren.v1.RenewCertificateRequest
+	1, // 5: warren.v1.NodeCA.Join:output_type -> warren.v1.JoinResponse
+	4, // 6: warren.v1.NodeCA.RenewCertificate:output_type -> warren.v1.RenewCertificateResponse
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_ca_proto_init() }
@@ -335,7 +405,7 @@ func file_warren_v1_ca_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_ca_proto_rawDesc), len(file_warren_v1_ca_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -359,7 +359,7 @@ func (x Health_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health_State.Descriptor instead.
 func (Health_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{25, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{26, 0}
 }
 
 type RestartPolicy_Condition int32
@@ -408,7 +408,7 @@ func (x RestartPolicy_Condition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartPolicy_Condition.Descriptor instead.
 func (RestartPolicy_Condition) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{27, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{28, 0}
 }
 
 type UpdateStatus_State int32
@@ -457,7 +457,7 @@ func (x UpdateStatus_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateStatus_State.Descriptor instead.
 func (UpdateStatus_State) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{32, 0}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{33, 0}
 }
 
 // Meta is common to every stored object.
@@ -926,7 +926,9 @@ type Node struct {
 	Description *NodeDescription `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	Status      *NodeStatus      `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
 	// network is the node's place in the overlay.
-	Network       *NodeNetwork `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
+	Network *NodeNetwork `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
+	// manager_status is set for managers: where peers and nodes reach them.
+	ManagerStatus *ManagerStatus `protobuf:"bytes,7,opt,name=manager_status,json=managerStatus,proto3" json:"manager_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1003,6 +1005,69 @@ func (x *Node) GetNetwork() *NodeNetwork {
 	return nil
 }
 
+func (x *Node) GetManagerStatus() *ManagerStatus {
+	if x != nil {
+		return x.ManagerStatus
+	}
+	return nil
+}
+
+// ManagerStatus is how a manager is reached. Whether it is reachable and
+// whether it leads are live facts from Raft, not stored.
+type ManagerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// raft_addr is its Raft transport (mutual TLS, managers only).
+	RaftAddr string `protobuf:"bytes,1,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// api_addr is its gRPC API and node sessions.
+	ApiAddr       string `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagerStatus) Reset() {
+	*x = ManagerStatus{}
+	mi := &file_warren_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagerStatus) ProtoMessage() {}
+
+func (x *ManagerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagerStatus.ProtoReflect.Descriptor instead.
+func (*ManagerStatus) Descriptor() ([]byte, []int) {
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ManagerStatus) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *ManagerStatus) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
 // NodeNetwork is a node's part of the overlay: the block managers gave it,
 // and the WireGuard key and endpoint it reported.
 type NodeNetwork struct {
@@ -1020,7 +1085,7 @@ type NodeNetwork struct {
 
 func (x *NodeNetwork) Reset() {
 	*x = NodeNetwork{}
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1097,7 @@ func (x *NodeNetwork) String() string {
 func (*NodeNetwork) ProtoMessage() {}
 
 func (x *NodeNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[7]
+	mi := &file_warren_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1110,7 @@ func (x *NodeNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeNetwork.ProtoReflect.Descriptor instead.
 func (*NodeNetwork) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeNetwork) GetBlock() string {
@@ -1080,7 +1145,7 @@ type NodeSpec struct {
 
 func (x *NodeSpec) Reset() {
 	*x = NodeSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1157,7 @@ func (x *NodeSpec) String() string {
 func (*NodeSpec) ProtoMessage() {}
 
 func (x *NodeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[8]
+	mi := &file_warren_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1170,7 @@ func (x *NodeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeSpec.ProtoReflect.Descriptor instead.
 func (*NodeSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodeSpec) GetRole() NodeRole {
@@ -1139,7 +1204,7 @@ type Platform struct {
 
 func (x *Platform) Reset() {
 	*x = Platform{}
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1216,7 @@ func (x *Platform) String() string {
 func (*Platform) ProtoMessage() {}
 
 func (x *Platform) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[9]
+	mi := &file_warren_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1229,7 @@ func (x *Platform) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Platform.ProtoReflect.Descriptor instead.
 func (*Platform) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Platform) GetArchitecture() string {
@@ -1192,7 +1257,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1269,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[10]
+	mi := &file_warren_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1282,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Resources) GetNanoCpus() int64 {
@@ -1249,7 +1314,7 @@ type NodeDescription struct {
 
 func (x *NodeDescription) Reset() {
 	*x = NodeDescription{}
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1326,7 @@ func (x *NodeDescription) String() string {
 func (*NodeDescription) ProtoMessage() {}
 
 func (x *NodeDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[11]
+	mi := &file_warren_v1_types_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1339,7 @@ func (x *NodeDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDescription.ProtoReflect.Descriptor instead.
 func (*NodeDescription) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{11}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeDescription) GetHostname() string {
@@ -1332,7 +1397,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1409,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[12]
+	mi := &file_warren_v1_types_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1422,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{12}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeStatus) GetState() NodeState {
@@ -1407,7 +1472,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1484,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[13]
+	mi := &file_warren_v1_types_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1497,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{13}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceSpec) GetName() string {
@@ -1521,7 +1586,7 @@ type EndpointSpec struct {
 
 func (x *EndpointSpec) Reset() {
 	*x = EndpointSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1598,7 @@ func (x *EndpointSpec) String() string {
 func (*EndpointSpec) ProtoMessage() {}
 
 func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[14]
+	mi := &file_warren_v1_types_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1611,7 @@ func (x *EndpointSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSpec.ProtoReflect.Descriptor instead.
 func (*EndpointSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{14}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EndpointSpec) GetPorts() []*PortConfig {
@@ -1570,7 +1635,7 @@ type PortConfig struct {
 
 func (x *PortConfig) Reset() {
 	*x = PortConfig{}
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1647,7 @@ func (x *PortConfig) String() string {
 func (*PortConfig) ProtoMessage() {}
 
 func (x *PortConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[15]
+	mi := &file_warren_v1_types_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1660,7 @@ func (x *PortConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortConfig.ProtoReflect.Descriptor instead.
 func (*PortConfig) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{15}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PortConfig) GetProtocol() string {
@@ -1635,7 +1700,7 @@ type ReplicatedService struct {
 
 func (x *ReplicatedService) Reset() {
 	*x = ReplicatedService{}
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1712,7 @@ func (x *ReplicatedService) String() string {
 func (*ReplicatedService) ProtoMessage() {}
 
 func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[16]
+	mi := &file_warren_v1_types_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1725,7 @@ func (x *ReplicatedService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicatedService.ProtoReflect.Descriptor instead.
 func (*ReplicatedService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{16}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReplicatedService) GetReplicas() uint64 {
@@ -1678,7 +1743,7 @@ type GlobalService struct {
 
 func (x *GlobalService) Reset() {
 	*x = GlobalService{}
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1755,7 @@ func (x *GlobalService) String() string {
 func (*GlobalService) ProtoMessage() {}
 
 func (x *GlobalService) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[17]
+	mi := &file_warren_v1_types_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1768,7 @@ func (x *GlobalService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GlobalService.ProtoReflect.Descriptor instead.
 func (*GlobalService) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{17}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
 }
 
 type UpdateConfig struct {
@@ -1718,7 +1783,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1795,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[18]
+	mi := &file_warren_v1_types_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1808,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{18}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -1772,7 +1837,7 @@ type TaskSpec struct {
 
 func (x *TaskSpec) Reset() {
 	*x = TaskSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1849,7 @@ func (x *TaskSpec) String() string {
 func (*TaskSpec) ProtoMessage() {}
 
 func (x *TaskSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[19]
+	mi := &file_warren_v1_types_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1862,7 @@ func (x *TaskSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpec.ProtoReflect.Descriptor instead.
 func (*TaskSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{19}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskSpec) GetContainer() *ContainerSpec {
@@ -1859,7 +1924,7 @@ type ContainerSpec struct {
 
 func (x *ContainerSpec) Reset() {
 	*x = ContainerSpec{}
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1936,7 @@ func (x *ContainerSpec) String() string {
 func (*ContainerSpec) ProtoMessage() {}
 
 func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[20]
+	mi := &file_warren_v1_types_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1949,7 @@ func (x *ContainerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerSpec.ProtoReflect.Descriptor instead.
 func (*ContainerSpec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{20}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerSpec) GetImage() string {
@@ -2003,7 +2068,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2080,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[21]
+	mi := &file_warren_v1_types_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2093,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{21}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HealthCheck) GetProbe() isHealthCheck_Probe {
@@ -2135,7 +2200,7 @@ type HealthExec struct {
 
 func (x *HealthExec) Reset() {
 	*x = HealthExec{}
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2212,7 @@ func (x *HealthExec) String() string {
 func (*HealthExec) ProtoMessage() {}
 
 func (x *HealthExec) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[22]
+	mi := &file_warren_v1_types_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2225,7 @@ func (x *HealthExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthExec.ProtoReflect.Descriptor instead.
 func (*HealthExec) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{22}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HealthExec) GetCommand() []string {
@@ -2180,7 +2245,7 @@ type HealthHTTP struct {
 
 func (x *HealthHTTP) Reset() {
 	*x = HealthHTTP{}
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2257,7 @@ func (x *HealthHTTP) String() string {
 func (*HealthHTTP) ProtoMessage() {}
 
 func (x *HealthHTTP) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[23]
+	mi := &file_warren_v1_types_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2270,7 @@ func (x *HealthHTTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthHTTP.ProtoReflect.Descriptor instead.
 func (*HealthHTTP) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{23}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HealthHTTP) GetPath() string {
@@ -2231,7 +2296,7 @@ type HealthTCP struct {
 
 func (x *HealthTCP) Reset() {
 	*x = HealthTCP{}
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2308,7 @@ func (x *HealthTCP) String() string {
 func (*HealthTCP) ProtoMessage() {}
 
 func (x *HealthTCP) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[24]
+	mi := &file_warren_v1_types_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2321,7 @@ func (x *HealthTCP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthTCP.ProtoReflect.Descriptor instead.
 func (*HealthTCP) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{24}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HealthTCP) GetPort() uint32 {
@@ -2280,7 +2345,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2357,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[25]
+	mi := &file_warren_v1_types_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2370,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{25}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Health) GetState() Health_State {
@@ -2346,7 +2411,7 @@ type ResourceRequirements struct {
 
 func (x *ResourceRequirements) Reset() {
 	*x = ResourceRequirements{}
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2423,7 @@ func (x *ResourceRequirements) String() string {
 func (*ResourceRequirements) ProtoMessage() {}
 
 func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[26]
+	mi := &file_warren_v1_types_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2436,7 @@ func (x *ResourceRequirements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceRequirements.ProtoReflect.Descriptor instead.
 func (*ResourceRequirements) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{26}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResourceRequirements) GetLimits() *Resources {
@@ -2402,7 +2467,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_warren_v1_types_proto_msgTypes[27]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2479,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[27]
+	mi := &file_warren_v1_types_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2492,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{27}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RestartPolicy) GetCondition() RestartPolicy_Condition {
@@ -2468,7 +2533,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_warren_v1_types_proto_msgTypes[28]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2545,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[28]
+	mi := &file_warren_v1_types_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2558,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{28}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2532,7 +2597,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_warren_v1_types_proto_msgTypes[29]
+	mi := &file_warren_v1_types_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2609,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[29]
+	mi := &file_warren_v1_types_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2622,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{29}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Service) GetId() string {
@@ -2627,7 +2692,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_warren_v1_types_proto_msgTypes[30]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2704,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[30]
+	mi := &file_warren_v1_types_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2717,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{30}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Endpoint) GetVip() string {
@@ -2682,7 +2747,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_warren_v1_types_proto_msgTypes[31]
+	mi := &file_warren_v1_types_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2694,7 +2759,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[31]
+	mi := &file_warren_v1_types_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2707,7 +2772,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{31}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegistryAuth) GetServer() string {
@@ -2743,7 +2808,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[32]
+	mi := &file_warren_v1_types_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2820,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[32]
+	mi := &file_warren_v1_types_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2833,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{32}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateStatus) GetState() UpdateStatus_State {
@@ -2825,7 +2890,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_warren_v1_types_proto_msgTypes[33]
+	mi := &file_warren_v1_types_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2902,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[33]
+	mi := &file_warren_v1_types_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2915,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{33}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Task) GetId() string {
@@ -2961,7 +3026,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_warren_v1_types_proto_msgTypes[34]
+	mi := &file_warren_v1_types_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3038,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[34]
+	mi := &file_warren_v1_types_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3051,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{34}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -3070,7 +3135,7 @@ type ExitInfo struct {
 
 func (x *ExitInfo) Reset() {
 	*x = ExitInfo{}
-	mi := &file_warren_v1_types_proto_msgTypes[35]
+	mi := &file_warren_v1_types_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3147,7 @@ func (x *ExitInfo) String() string {
 func (*ExitInfo) ProtoMessage() {}
 
 func (x *ExitInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[35]
+	mi := &file_warren_v1_types_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3160,7 @@ func (x *ExitInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitInfo.ProtoReflect.Descriptor instead.
 func (*ExitInfo) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{35}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExitInfo) GetExitCode() int32 {
@@ -3132,7 +3197,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_warren_v1_types_proto_msgTypes[36]
+	mi := &file_warren_v1_types_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3209,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[36]
+	mi := &file_warren_v1_types_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3222,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{36}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Image) GetRef() string {
@@ -3213,7 +3278,7 @@ type LogMessage struct {
 
 func (x *LogMessage) Reset() {
 	*x = LogMessage{}
-	mi := &file_warren_v1_types_proto_msgTypes[37]
+	mi := &file_warren_v1_types_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3290,7 @@ func (x *LogMessage) String() string {
 func (*LogMessage) ProtoMessage() {}
 
 func (x *LogMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[37]
+	mi := &file_warren_v1_types_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3303,7 @@ func (x *LogMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMessage.ProtoReflect.Descriptor instead.
 func (*LogMessage) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{37}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LogMessage) GetTaskId() string {
@@ -3300,7 +3365,7 @@ type NetworkMap struct {
 
 func (x *NetworkMap) Reset() {
 	*x = NetworkMap{}
-	mi := &file_warren_v1_types_proto_msgTypes[38]
+	mi := &file_warren_v1_types_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3377,7 @@ func (x *NetworkMap) String() string {
 func (*NetworkMap) ProtoMessage() {}
 
 func (x *NetworkMap) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[38]
+	mi := &file_warren_v1_types_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3390,7 @@ func (x *NetworkMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
 func (*NetworkMap) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{38}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *NetworkMap) GetVersion() uint64 {
@@ -3368,7 +3433,7 @@ type MeshNode struct {
 
 func (x *MeshNode) Reset() {
 	*x = MeshNode{}
-	mi := &file_warren_v1_types_proto_msgTypes[39]
+	mi := &file_warren_v1_types_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3445,7 @@ func (x *MeshNode) String() string {
 func (*MeshNode) ProtoMessage() {}
 
 func (x *MeshNode) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[39]
+	mi := &file_warren_v1_types_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3458,7 @@ func (x *MeshNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshNode.ProtoReflect.Descriptor instead.
 func (*MeshNode) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{39}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MeshNode) GetNodeId() string {
@@ -3439,7 +3504,7 @@ type ServiceEndpoints struct {
 
 func (x *ServiceEndpoints) Reset() {
 	*x = ServiceEndpoints{}
-	mi := &file_warren_v1_types_proto_msgTypes[40]
+	mi := &file_warren_v1_types_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3516,7 @@ func (x *ServiceEndpoints) String() string {
 func (*ServiceEndpoints) ProtoMessage() {}
 
 func (x *ServiceEndpoints) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[40]
+	mi := &file_warren_v1_types_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3529,7 @@ func (x *ServiceEndpoints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEndpoints.ProtoReflect.Descriptor instead.
 func (*ServiceEndpoints) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{40}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ServiceEndpoints) GetServiceId() string {
@@ -3516,7 +3581,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_warren_v1_types_proto_msgTypes[41]
+	mi := &file_warren_v1_types_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3593,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[41]
+	mi := &file_warren_v1_types_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3606,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{41}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Backend) GetTaskId() string {
@@ -3586,7 +3651,7 @@ type MeshPeer struct {
 
 func (x *MeshPeer) Reset() {
 	*x = MeshPeer{}
-	mi := &file_warren_v1_types_proto_msgTypes[42]
+	mi := &file_warren_v1_types_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3598,7 +3663,7 @@ func (x *MeshPeer) String() string {
 func (*MeshPeer) ProtoMessage() {}
 
 func (x *MeshPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_types_proto_msgTypes[42]
+	mi := &file_warren_v1_types_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3611,7 +3676,7 @@ func (x *MeshPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeshPeer.ProtoReflect.Descriptor instead.
 func (*MeshPeer) Descriptor() ([]byte, []int) {
-	return file_warren_v1_types_proto_rawDescGZIP(), []int{42}
+	return file_warren_v1_types_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *MeshPeer) GetNodeId() string {
@@ -3689,14 +3754,18 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\rNetworkConfig\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12,\n" +
 	"\x12node_prefix_length\x18\x02 \x01(\rR\x10nodePrefixLength\x12\x19\n" +
-	"\bvip_pool\x18\x03 \x01(\tR\avipPool\"\x83\x02\n" +
+	"\bvip_pool\x18\x03 \x01(\tR\avipPool\"\xc4\x02\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12'\n" +
 	"\x04spec\x18\x03 \x01(\v2\x13.warren.v1.NodeSpecR\x04spec\x12<\n" +
 	"\vdescription\x18\x04 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12-\n" +
 	"\x06status\x18\x05 \x01(\v2\x15.warren.v1.NodeStatusR\x06status\x120\n" +
-	"\anetwork\x18\x06 \x01(\v2\x16.warren.v1.NodeNetworkR\anetwork\"\x84\x01\n" +
+	"\anetwork\x18\x06 \x01(\v2\x16.warren.v1.NodeNetworkR\anetwork\x12?\n" +
+	"\x0emanager_status\x18\a \x01(\v2\x18.warren.v1.ManagerStatusR\rmanagerStatus\"G\n" +
+	"\rManagerStatus\x12\x1b\n" +
+	"\traft_addr\x18\x01 \x01(\tR\braftAddr\x12\x19\n" +
+	"\bapi_addr\x18\x02 \x01(\tR\aapiAddr\"\x84\x01\n" +
 	"\vNodeNetwork\x12\x14\n" +
 	"\x05block\x18\x01 \x01(\tR\x05block\x120\n" +
 	"\x14wireguard_public_key\x18\x02 \x01(\tR\x12wireguardPublicKey\x12-\n" +
@@ -3974,7 +4043,7 @@ func file_warren_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_warren_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_warren_v1_types_proto_goTypes = []any{
 	(NodeRole)(0),                 // 0: warren.v1.NodeRole
 	(NodeAvailability)(0),         // 1: warren.v1.NodeAvailability
@@ -3991,135 +4060,137 @@ var file_warren_v1_types_proto_goTypes = []any{
 	(*ClusterSpec)(nil),           // 12: warren.v1.ClusterSpec
 	(*NetworkConfig)(nil),         // 13: warren.v1.NetworkConfig
 	(*Node)(nil),                  // 14: warren.v1.Node
-	(*NodeNetwork)(nil),           // 15: warren.v1.NodeNetwork
-	(*NodeSpec)(nil),              // 16: warren.v1.NodeSpec
-	(*Platform)(nil),              // 17: warren.v1.Platform
-	(*Resources)(nil),             // 18: warren.v1.Resources
-	(*NodeDescription)(nil),       // 19: warren.v1.NodeDescription
-	(*NodeStatus)(nil),            // 20: warren.v1.NodeStatus
-	(*ServiceSpec)(nil),           // 21: warren.v1.ServiceSpec
-	(*EndpointSpec)(nil),          // 22: warren.v1.EndpointSpec
-	(*PortConfig)(nil),            // 23: warren.v1.PortConfig
-	(*ReplicatedService)(nil),     // 24: warren.v1.ReplicatedService
-	(*GlobalService)(nil),         // 25: warren.v1.GlobalService
-	(*UpdateConfig)(nil),          // 26: warren.v1.UpdateConfig
-	(*TaskSpec)(nil),              // 27: warren.v1.TaskSpec
-	(*ContainerSpec)(nil),         // 28: warren.v1.ContainerSpec
-	(*HealthCheck)(nil),           // 29: warren.v1.HealthCheck
-	(*HealthExec)(nil),            // 30: warren.v1.HealthExec
-	(*HealthHTTP)(nil),            // 31: warren.v1.HealthHTTP
-	(*HealthTCP)(nil),             // 32: warren.v1.HealthTCP
-	(*Health)(nil),                // 33: warren.v1.Health
-	(*ResourceRequirements)(nil),  // 34: warren.v1.ResourceRequirements
-	(*RestartPolicy)(nil),         // 35: warren.v1.RestartPolicy
-	(*Placement)(nil),             // 36: warren.v1.Placement
-	(*Service)(nil),               // 37: warren.v1.Service
-	(*Endpoint)(nil),              // 38: warren.v1.Endpoint
-	(*RegistryAuth)(nil),          // 39: warren.v1.RegistryAuth
-	(*UpdateStatus)(nil),          // 40: warren.v1.UpdateStatus
-	(*Task)(nil),                  // 41: warren.v1.Task
-	(*TaskStatus)(nil),            // 42: warren.v1.TaskStatus
-	(*ExitInfo)(nil),              // 43: warren.v1.ExitInfo
-	(*Image)(nil),                 // 44: warren.v1.Image
-	(*LogMessage)(nil),            // 45: warren.v1.LogMessage
-	(*NetworkMap)(nil),            // 46: warren.v1.NetworkMap
-	(*MeshNode)(nil),              // 47: warren.v1.MeshNode
-	(*ServiceEndpoints)(nil),      // 48: warren.v1.ServiceEndpoints
-	(*Backend)(nil),               // 49: warren.v1.Backend
-	(*MeshPeer)(nil),              // 50: warren.v1.MeshPeer
-	nil,                           // 51: warren.v1.NodeSpec.LabelsEntry
-	nil,                           // 52: warren.v1.ServiceSpec.LabelsEntry
-	nil,                           // 53: warren.v1.ContainerSpec.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 55: google.protobuf.Duration
+	(*ManagerStatus)(nil),         // 15: warren.v1.ManagerStatus
+	(*NodeNetwork)(nil),           // 16: warren.v1.NodeNetwork
+	(*NodeSpec)(nil),              // 17: warren.v1.NodeSpec
+	(*Platform)(nil),              // 18: warren.v1.Platform
+	(*Resources)(nil),             // 19: warren.v1.Resources
+	(*NodeDescription)(nil),       // 20: warren.v1.NodeDescription
+	(*NodeStatus)(nil),            // 21: warren.v1.NodeStatus
+	(*ServiceSpec)(nil),           // 22: warren.v1.ServiceSpec
+	(*EndpointSpec)(nil),          // 23: warren.v1.EndpointSpec
+	(*PortConfig)(nil),            // 24: warren.v1.PortConfig
+	(*ReplicatedService)(nil),     // 25: warren.v1.ReplicatedService
+	(*GlobalService)(nil),         // 26: warren.v1.GlobalService
+	(*UpdateConfig)(nil),          // 27: warren.v1.UpdateConfig
+	(*TaskSpec)(nil),              // 28: warren.v1.TaskSpec
+	(*ContainerSpec)(nil),         // 29: warren.v1.ContainerSpec
+	(*HealthCheck)(nil),           // 30: warren.v1.HealthCheck
+	(*HealthExec)(nil),            // 31: warren.v1.HealthExec
+	(*HealthHTTP)(nil),            // 32: warren.v1.HealthHTTP
+	(*HealthTCP)(nil),             // 33: warren.v1.HealthTCP
+	(*Health)(nil),                // 34: warren.v1.Health
+	(*ResourceRequirements)(nil),  // 35: warren.v1.ResourceRequirements
+	(*RestartPolicy)(nil),         // 36: warren.v1.RestartPolicy
+	(*Placement)(nil),             // 37: warren.v1.Placement
+	(*Service)(nil),               // 38: warren.v1.Service
+	(*Endpoint)(nil),              // 39: warren.v1.Endpoint
+	(*RegistryAuth)(nil),          // 40: warren.v1.RegistryAuth
+	(*UpdateStatus)(nil),          // 41: warren.v1.UpdateStatus
+	(*Task)(nil),                  // 42: warren.v1.Task
+	(*TaskStatus)(nil),            // 43: warren.v1.TaskStatus
+	(*ExitInfo)(nil),              // 44: warren.v1.ExitInfo
+	(*Image)(nil),                 // 45: warren.v1.Image
+	(*LogMessage)(nil),            // 46: warren.v1.LogMessage
+	(*NetworkMap)(nil),            // 47: warren.v1.NetworkMap
+	(*MeshNode)(nil),              // 48: warren.v1.MeshNode
+	(*ServiceEndpoints)(nil),      // 49: warren.v1.ServiceEndpoints
+	(*Backend)(nil),               // 50: warren.v1.Backend
+	(*MeshPeer)(nil),              // 51: warren.v1.MeshPeer
+	nil,                           // 52: warren.v1.NodeSpec.LabelsEntry
+	nil,                           // 53: warren.v1.ServiceSpec.LabelsEntry
+	nil,                           // 54: warren.v1.ContainerSpec.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 56: google.protobuf.Duration
 }
 var file_warren_v1_types_proto_depIdxs = []int32{
-	54, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	54, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 0: warren.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	55, // 1: warren.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 2: warren.v1.Cluster.meta:type_name -> warren.v1.Meta
 	12, // 3: warren.v1.Cluster.spec:type_name -> warren.v1.ClusterSpec
 	10, // 4: warren.v1.Cluster.join_secrets:type_name -> warren.v1.JoinSecrets
 	11, // 5: warren.v1.Cluster.image_archives:type_name -> warren.v1.ImageArchive
-	54, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
-	55, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
-	55, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
-	55, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
+	55, // 6: warren.v1.ImageArchive.created_at:type_name -> google.protobuf.Timestamp
+	56, // 7: warren.v1.ClusterSpec.heartbeat_period:type_name -> google.protobuf.Duration
+	56, // 8: warren.v1.ClusterSpec.node_down_after:type_name -> google.protobuf.Duration
+	56, // 9: warren.v1.ClusterSpec.node_cert_ttl:type_name -> google.protobuf.Duration
 	13, // 10: warren.v1.ClusterSpec.network:type_name -> warren.v1.NetworkConfig
 	8,  // 11: warren.v1.Node.meta:type_name -> warren.v1.Meta
-	16, // 12: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
-	19, // 13: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
-	20, // 14: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
-	15, // 15: warren.v1.Node.network:type_name -> warren.v1.NodeNetwork
-	0,  // 16: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
-	1,  // 17: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	51, // 18: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
-	17, // 19: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
-	18, // 20: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	44, // 21: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
-	2,  // 22: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	54, // 23: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
-	52, // 24: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
-	27, // 25: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
-	24, // 26: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
-	25, // 27: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
-	26, // 28: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	22, // 29: warren.v1.ServiceSpec.endpoint:type_name -> warren.v1.EndpointSpec
-	23, // 30: warren.v1.EndpointSpec.ports:type_name -> warren.v1.PortConfig
-	3,  // 31: warren.v1.PortConfig.publish_mode:type_name -> warren.v1.PublishMode
-	55, // 32: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	28, // 33: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
-	34, // 34: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
-	35, // 35: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
-	36, // 36: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	53, // 37: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	55, // 38: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	29, // 39: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
-	55, // 40: warren.v1.ContainerSpec.drain_period:type_name -> google.protobuf.Duration
-	30, // 41: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
-	31, // 42: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
-	32, // 43: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
-	55, // 44: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	55, // 45: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	55, // 46: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	5,  // 47: warren.v1.Health.state:type_name -> warren.v1.Health.State
-	54, // 48: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
-	18, // 49: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
-	18, // 50: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
-	6,  // 51: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	55, // 52: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	55, // 53: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	8,  // 54: warren.v1.Service.meta:type_name -> warren.v1.Meta
-	21, // 55: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
-	21, // 56: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	40, // 57: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
-	38, // 58: warren.v1.Service.endpoint:type_name -> warren.v1.Endpoint
-	23, // 59: warren.v1.Endpoint.ports:type_name -> warren.v1.PortConfig
-	7,  // 60: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	54, // 61: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 62: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 63: warren.v1.Task.meta:type_name -> warren.v1.Meta
-	27, // 64: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
-	4,  // 65: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	42, // 66: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	39, // 67: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
-	4,  // 68: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	54, // 69: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	43, // 70: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	33, // 71: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
-	54, // 72: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	54, // 73: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	54, // 74: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
-	13, // 75: warren.v1.NetworkMap.config:type_name -> warren.v1.NetworkConfig
-	47, // 76: warren.v1.NetworkMap.nodes:type_name -> warren.v1.MeshNode
-	48, // 77: warren.v1.NetworkMap.services:type_name -> warren.v1.ServiceEndpoints
-	23, // 78: warren.v1.ServiceEndpoints.ports:type_name -> warren.v1.PortConfig
-	49, // 79: warren.v1.ServiceEndpoints.backends:type_name -> warren.v1.Backend
-	54, // 80: warren.v1.MeshPeer.last_handshake:type_name -> google.protobuf.Timestamp
-	81, // [81:81] is the sub-list for method output_type
-	81, // [81:81] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	17, // 12: warren.v1.Node.spec:type_name -> warren.v1.NodeSpec
+	20, // 13: warren.v1.Node.description:type_name -> warren.v1.NodeDescription
+	21, // 14: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
+	16, // 15: warren.v1.Node.network:type_name -> warren.v1.NodeNetwork
+	15, // 16: warren.v1.Node.manager_status:type_name -> warren.v1.ManagerStatus
+	0,  // 17: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
+	1,  // 18: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
+	52, // 19: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	18, // 20: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
+	19, // 21: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
+	45, // 22: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	2,  // 23: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
+	55, // 24: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	53, // 25: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	28, // 26: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
+	25, // 27: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
+	26, // 28: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
+	27, // 29: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
+	23, // 30: warren.v1.ServiceSpec.endpoint:type_name -> warren.v1.EndpointSpec
+	24, // 31: warren.v1.EndpointSpec.ports:type_name -> warren.v1.PortConfig
+	3,  // 32: warren.v1.PortConfig.publish_mode:type_name -> warren.v1.PublishMode
+	56, // 33: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	29, // 34: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
+	35, // 35: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
+	36, // 36: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
+	37, // 37: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
+	54, // 38: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	56, // 39: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	30, // 40: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
+	56, // 41: warren.v1.ContainerSpec.drain_period:type_name -> google.protobuf.Duration
+	31, // 42: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
+	32, // 43: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
+	33, // 44: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
+	56, // 45: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	56, // 46: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	56, // 47: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	5,  // 48: warren.v1.Health.state:type_name -> warren.v1.Health.State
+	55, // 49: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
+	19, // 50: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
+	19, // 51: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
+	6,  // 52: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
+	56, // 53: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	56, // 54: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	8,  // 55: warren.v1.Service.meta:type_name -> warren.v1.Meta
+	22, // 56: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
+	22, // 57: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
+	41, // 58: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	39, // 59: warren.v1.Service.endpoint:type_name -> warren.v1.Endpoint
+	24, // 60: warren.v1.Endpoint.ports:type_name -> warren.v1.PortConfig
+	7,  // 61: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
+	55, // 62: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	55, // 63: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 64: warren.v1.Task.meta:type_name -> warren.v1.Meta
+	28, // 65: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
+	4,  // 66: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
+	43, // 67: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	40, // 68: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
+	4,  // 69: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	55, // 70: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 71: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	34, // 72: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
+	55, // 73: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	55, // 74: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	55, // 75: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
+	13, // 76: warren.v1.NetworkMap.config:type_name -> warren.v1.NetworkConfig
+	48, // 77: warren.v1.NetworkMap.nodes:type_name -> warren.v1.MeshNode
+	49, // 78: warren.v1.NetworkMap.services:type_name -> warren.v1.ServiceEndpoints
+	24, // 79: warren.v1.ServiceEndpoints.ports:type_name -> warren.v1.PortConfig
+	50, // 80: warren.v1.ServiceEndpoints.backends:type_name -> warren.v1.Backend
+	55, // 81: warren.v1.MeshPeer.last_handshake:type_name -> google.protobuf.Timestamp
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }
@@ -4127,11 +4198,11 @@ func file_warren_v1_types_proto_init() {
 	if File_warren_v1_types_proto != nil {
 		return
 	}
-	file_warren_v1_types_proto_msgTypes[13].OneofWrappers = []any{
+	file_warren_v1_types_proto_msgTypes[14].OneofWrappers = []any{
 		(*ServiceSpec_Replicated)(nil),
 		(*ServiceSpec_Global)(nil),
 	}
-	file_warren_v1_types_proto_msgTypes[21].OneofWrappers = []any{
+	file_warren_v1_types_proto_msgTypes[22].OneofWrappers = []any{
 		(*HealthCheck_Exec)(nil),
 		(*HealthCheck_Http)(nil),
 		(*HealthCheck_Tcp)(nil),
@@ -4142,7 +4213,7 @@ func file_warren_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_types_proto_rawDesc), len(file_warren_v1_types_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   46,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,30 +1,41 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/node"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/token"
 )
 
 // newClusterJoinCmd runs a worker in the foreground: it joins with a token
 // the first time, and resumes from its data dir afterwards.
 func newClusterJoinCmd() *cobra.Command {
 	cfg := node.Config{DataDir: "/var/lib/warren", ContainerdSocket: "/run/containerd/containerd.sock"}
+	mcfg := manager.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "join --token TOKEN MANAGER_ADDR",
-		Short: "Join a cluster as a worker and run its agent in the foreground",
+		Short: "Join a cluster as a worker (or, with a manager token, as a manager) and run it in the foreground",
 		Long: `Joins the cluster of the manager at MANAGER_ADDR (HOST:2377) with a join token
 (print one with "warren cluster join-token worker" on a manager), then runs the
 node's agent in the foreground. The node makes its own key; only a certificate
 request leaves it. The token pins the cluster's CA: a manager presenting another
 CA is refused before the token is sent.
 
+With a manager token ("warren cluster join-token manager") the node joins as a
+manager: it receives the cluster's keys, becomes a Raft voter, holds the whole
+state, serves the API and runs tasks like the first manager.
+
 Restarted with the same data dir, the node resumes as the same node, with no token.
-SIGTERM or Ctrl-C stops the agent; containers keep running.`,
+SIGTERM or Ctrl-C stops it; containers keep running.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -32,6 +43,15 @@ SIGTERM or Ctrl-C stops the agent; containers keep running.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if joinsAsManager(cfg.Token, cfg.DataDir) {
+				mcfg.DataDir, mcfg.JoinAddr, mcfg.JoinToken = cfg.DataDir, cfg.ManagerAddr, cfg.Token
+				mcfg.AdvertiseAddr, mcfg.ContainerdSocket, mcfg.Overlay = cfg.AdvertiseAddr, cfg.ContainerdSocket, cfg.Overlay
+				m, err := manager.New(mcfg)
+				if err != nil {
+					return err
+				}
+				return m.Run(ctx)
+			}
 			n, err := node.New(cfg)
 			if err != nil {
 				return err
@@ -45,7 +65,28 @@ SIGTERM or Ctrl-C stops the agent; containers keep running.`,
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address other nodes reach this node at")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", cfg.ContainerdSocket, "containerd to use; when none answers there, warren runs its own under the data dir")
 	addOverlayFlags(f, &cfg.Overlay)
+	f.StringVar(&mcfg.ListenAddr, "listen-addr", mcfg.ListenAddr, "manager only: address of the gRPC API and node sessions")
+	f.StringVar(&mcfg.RaftAddr, "raft-addr", mcfg.RaftAddr, "manager only: address of the Raft transport between managers")
+	f.StringVar(&mcfg.RESTAddr, "rest-addr", mcfg.RESTAddr, `manager only: address of the JSON gateway; "" disables it`)
+	f.StringVar(&mcfg.SocketPath, "socket", mcfg.SocketPath, "manager only: root-only unix socket of the local CLI")
+	f.DurationVar(&mcfg.HeartbeatPeriod, "heartbeat-period", mcfg.HeartbeatPeriod, "manager only: how often nodes heartbeat while this manager leads")
 	return cmd
+}
+
+// joinsAsManager tells a manager join (a manager token, or a data dir of a
+// manager that joined before) from a worker's.
+func joinsAsManager(tok, dataDir string) bool {
+	if t, err := token.Parse(tok); err == nil {
+		return t.Role == token.RoleManager
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, "identity.json"))
+	if err != nil {
+		return false
+	}
+	var id struct {
+		Role string `json:"role"`
+	}
+	return json.Unmarshal(raw, &id) == nil && id.Role == ca.RoleManager
 }
 
 // withDefaultPort adds port to an address that has none.

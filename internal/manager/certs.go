@@ -3,9 +3,12 @@ package manager
 import (
 	"context"
 	"net"
+	"slices"
 	"time"
 
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/state"
 )
 
 // renewOwnCertificate reissues the manager's certificate from its own CA
@@ -37,7 +40,15 @@ func (m *Manager) renewOwnCertificate(ctx context.Context) {
 
 // managerAddrs are the addresses nodes dial to reach the managers.
 func (m *Manager) managerAddrs() []string {
-	return []string{m.advertiseAPI()}
+	out := []string{m.advertiseAPI()}
+	m.store.View(func(tx state.ReadTx) {
+		for _, n := range tx.ListNodes() {
+			if a := n.GetManagerStatus().GetApiAddr(); a != "" && !slices.Contains(out, a) && n.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+				out = append(out, a)
+			}
+		}
+	})
+	return out
 }
 
 // advertiseAPI is the API address other nodes are told: the advertise

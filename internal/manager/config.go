@@ -22,6 +22,10 @@ type Config struct {
 	// (default: the listen address, or this host's address when that is
 	// a wildcard).
 	AdvertiseAddr string
+	// JoinAddr and JoinToken make a manager with an empty data dir join an
+	// existing cluster (a manager token) instead of creating one.
+	JoinAddr  string
+	JoinToken string
 	// RaftAddr is where the Raft transport listens (mutual TLS, managers only).
 	RaftAddr string
 	// RESTAddr serves the JSON gateway over mutual TLS; empty disables it.

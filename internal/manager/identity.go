@@ -18,6 +18,11 @@ type identity struct {
 	NodeID    string `json:"node_id"`
 	ClusterID string `json:"cluster_id"`
 	Role      string `json:"role"`
+	// Founder is set on the manager that created the cluster: only it may
+	// bootstrap Raft. A manager that joined asks to be added instead.
+	Founder bool `json:"founder,omitempty"`
+	// JoinAddrs are the managers a joined manager may ask to add it.
+	JoinAddrs []string `json:"join_addrs,omitempty"`
 }
 
 // managerCreds are a manager's identity with its CA and certificate.
@@ -78,7 +83,7 @@ func createCredentials(dataDir, clusterName string, hosts []string) (*managerCre
 		return nil, err
 	}
 	creds := &managerCreds{
-		identity: identity{NodeID: ids.New(), ClusterID: ids.New(), Role: ca.RoleManager},
+		identity: identity{NodeID: ids.New(), ClusterID: ids.New(), Role: ca.RoleManager, Founder: true},
 		CA:       root,
 		fresh:    true,
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -54,7 +55,12 @@ func listenUnix(path string) (net.Listener, error) {
 // lets each certificate's role call what it may; the local one (unix socket,
 // in-process agent) trusts its callers, whom the file system vetted.
 func newGRPCServer(remoteTLS *tls.Config) *grpc.Server {
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(16 << 20)}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(16 << 20),
+		// Nodes and managers ping idle connections (ClientKeepalive), so a
+		// dead peer is noticed in seconds, not after TCP's minutes.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
 	if remoteTLS != nil {
 		opts = append(opts,
 			grpc.Creds(credentials.NewTLS(remoteTLS)),
@@ -93,6 +99,9 @@ func authorize(ctx context.Context, method string) error {
 	if strings.HasPrefix(method, "/"+api.Control_ServiceDesc.ServiceName+"/") && id.Role != ca.RoleAdmin && id.Role != ca.RoleManager {
 		return status.Errorf(codes.PermissionDenied, "a %s certificate cannot call %s: use an admin certificate", id.Role, method)
 	}
+	if strings.HasPrefix(method, "/"+api.RaftMembership_ServiceDesc.ServiceName+"/") && id.Role != ca.RoleManager {
+		return status.Errorf(codes.PermissionDenied, "only managers may call %s", method)
+	}
 	return nil
 }
 
@@ -128,3 +137,8 @@ func newGateway(ctx context.Context, socket string) (http.Handler, error) {
 	}
 	return mux, nil
 }
+
+// ClientKeepalive is what nodes and managers dialling a manager use: a
+// manager that died with its host, or was cut off, fails their calls and
+// sessions within 15 s, and they move on to another.
+var ClientKeepalive = grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})

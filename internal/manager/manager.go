@@ -37,6 +37,7 @@ type Manager struct {
 	rest          *http.Server
 
 	inproc            *inProcess
+	leader            *leaderConn
 	leaderCh          chan bool
 	tcpAddr, restAddr net.Addr
 	ready             chan struct{}
@@ -93,9 +94,16 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	}()
 	onStop := func(f func()) { stops = append(stops, f) }
 
+	if m.cfg.JoinToken != "" {
+		if err := m.joinCluster(ctx); err != nil {
+			return err
+		}
+	}
 	if m.creds, err = loadOrCreateCredentials(m.cfg.DataDir, m.cfg.ClusterName, m.certHosts()); err != nil {
 		return err
 	}
+	m.leader = &leaderConn{m: m}
+	onStop(m.leader.close)
 	rctx, stopRenewal := context.WithCancel(ctx)
 	go m.renewOwnCertificate(rctx)
 	onStop(stopRenewal)
@@ -109,6 +117,9 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if err := m.serve(ctx, onStop); err != nil {
+		return err
+	}
+	if err := m.recordManagerStatus(ctx); err != nil {
 		return err
 	}
 	m.startLeading(ctx, onStop)
@@ -171,10 +182,10 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 		BindAddr: m.cfg.RaftAddr, AdvertiseAddr: m.raftAdvertise(),
 		ServerTLS: ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true),
 		ClientTLS: func(name string) *tls.Config { return ca.ClientTLSConfig(pool, m.creds.Cert.Certificate, name) },
-		FSM:       &state.FSM{Store: m.store}, Logger: m.cfg.Logger, LeaderNotify: leaderCh,
+		FSM:       &state.FSM{Store: m.store}, Logger: m.cfg.Logger, LeaderNotify: leaderCh, Forward: m.forward,
 		HeartbeatTimeout: m.cfg.RaftHeartbeat, ElectionTimeout: m.cfg.RaftElection,
 		LeaderLeaseTimeout: m.cfg.RaftLeaderLease, SnapshotThreshold: m.cfg.SnapshotThreshold,
-	}, true)
+	}, m.creds.Founder)
 	if err != nil {
 		return err
 	}
@@ -186,10 +197,35 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 			m.log.Warn("raft shutdown", "err", err)
 		}
 	})
+	if err := m.addSelf(ctx); err != nil {
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := n.WaitForLeader(wctx); err != nil {
 		return err
 	}
-	return n.WaitApplied(wctx)
+	if err := n.WaitApplied(wctx); err != nil {
+		return err
+	}
+	return m.waitReplicated(wctx)
+}
+
+// waitReplicated waits, on a manager that joined, until the replicated
+// state has reached it (the cluster and its own node): only the founder
+// creates them.
+func (m *Manager) waitReplicated(ctx context.Context) error {
+	if m.creds.Founder {
+		return nil
+	}
+	for {
+		var ok bool
+		m.store.View(func(tx state.ReadTx) { ok = tx.GetCluster() != nil && tx.GetNode(m.creds.NodeID) != nil })
+		if ok {
+			return nil
+		}
+		if m.store.WaitForIndex(ctx, m.store.Index()); ctx.Err() != nil {
+			return fmt.Errorf("the cluster's state did not reach this manager: %w", ctx.Err())
+		}
+	}
 }

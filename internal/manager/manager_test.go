@@ -39,11 +39,20 @@ type testManager struct {
 
 func startManager(t *testing.T, dir string, exec *fake.Executor) *testManager {
 	t.Helper()
+	return startManagerWith(t, dir, exec, nil)
+}
+
+// startManagerWith starts a manager whose config change adjusts first.
+func startManagerWith(t *testing.T, dir string, exec *fake.Executor, change func(*Config)) *testManager {
+	t.Helper()
 	cfg := Config{
 		DataDir: filepath.Join(dir, "data"), SocketPath: filepath.Join(dir, "w.sock"),
 		ListenAddr: testutil.FreeAddr(t), RaftAddr: testutil.FreeAddr(t), RESTAddr: testutil.FreeAddr(t),
 		Executor: exec, Network: fakenet.New(), HeartbeatPeriod: time.Second,
 		RaftHeartbeat: 100 * time.Millisecond, RaftElection: 100 * time.Millisecond, RaftLeaderLease: 50 * time.Millisecond,
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	m, err := New(cfg)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -103,13 +104,13 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	}
 	// The data key seals registry credentials in the state; it stays in
 	// the data dir, out of the replicated state (see package seal).
-	sealer, err := seal.LoadOrCreate(filepath.Join(m.cfg.DataDir, "keys", "data.key"))
+	sealer, err := seal.LoadOrCreate(dataKeyPath(m.cfg.DataDir))
 	if err != nil {
 		return err
 	}
 	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
 		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
-		Archives: archives, ManagerNodeID: m.creds.NodeID, Sealer: sealer,
+		Archives: archives, ManagerNodeID: m.creds.NodeID, Sealer: sealer, ManagerAddrs: m.managerAddrs,
 	})
 	control := apiserver.New(apiserver.Config{
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
@@ -123,7 +124,9 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	}
 	api.RegisterNodeCAServer(m.remote, nodeca.New(m.store, nodeca.Config{
 		CA: m.creds.CA, Logger: m.cfg.Logger, ManagerAddrs: m.managerAddrs,
+		DataKey: func() ([]byte, error) { return os.ReadFile(dataKeyPath(m.cfg.DataDir)) },
 	}))
+	api.RegisterRaftMembershipServer(m.remote, &membership{m: m})
 
 	unixL, err := listenUnix(m.cfg.SocketPath)
 	if err != nil {
@@ -286,7 +289,18 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 	agent, err := worker.New(worker.Config{
 		NodeID: m.creds.NodeID, Description: hostinfo.Describe(), Addr: m.advertiseHost(),
 		Executor: m.exec, DataDir: m.cfg.DataDir, Logger: m.cfg.Logger, Network: nw,
-		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
+		// The leader's dispatcher serves sessions: in process while this
+		// manager leads, over mutual TLS to the leader otherwise.
+		Dial: func(ctx context.Context) (api.DispatcherClient, error) {
+			if m.raft.IsLeader() {
+				return api.NewDispatcherClient(conn), nil
+			}
+			lc, err := m.leader.get(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return api.NewDispatcherClient(lc), nil
+		},
 	})
 	if err != nil {
 		conn.Close()

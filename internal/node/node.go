@@ -1,6 +1,7 @@
 // Package node runs a worker node: it joins the cluster with a token (or
 // resumes with the credentials in its data dir), keeps its certificate
-// fresh, and runs the agent against the managers over mutual TLS.
+// fresh, and runs the agent against the managers over mutual TLS, failing
+// over between them as the Raft leader (the one serving sessions) changes.
 package node
 
 import (
@@ -12,9 +13,12 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
@@ -29,8 +33,9 @@ import (
 // Config of a worker node.
 type Config struct {
 	DataDir string
-	// ManagerAddr is the manager to join through; later starts use it, or
-	// the managers learned at join when it is empty.
+	// ManagerAddr is the manager to join through; later starts try it
+	// first, then the managers learnt from sessions (saved in ManagersFile)
+	// and at join.
 	ManagerAddr string
 	// Token admits the node the first time; a node with credentials in its
 	// data dir needs none.
@@ -112,12 +117,11 @@ func (n *Node) Run(ctx context.Context) error {
 		exec = e
 	}
 
-	addr := n.managerAddr()
-	conn, err := dialManager(addr, caCert, kp)
+	pool, err := n.managerPool(caCert, kp)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer pool.Close()
 
 	nw := n.cfg.Network
 	if nw == nil {
@@ -133,14 +137,20 @@ func (n *Node) Run(ctx context.Context) error {
 	agent, err := worker.New(worker.Config{
 		NodeID: n.creds.NodeID, Description: n.cfg.Description, Addr: n.cfg.AdvertiseAddr,
 		Executor: exec, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger, Network: nw,
-		Dial: func(context.Context) (api.DispatcherClient, error) { return api.NewDispatcherClient(conn), nil },
+		Dial: pool.Dial, OnManagers: pool.Learn,
 	})
 	if err != nil {
 		return err
 	}
 	renewer := join.NewRenewer(join.RenewerConfig{
 		KeyPair: kp, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger,
-		Client: func(context.Context) (api.NodeCAClient, error) { return api.NewNodeCAClient(conn), nil },
+		Client: func(context.Context) (api.NodeCAClient, error) {
+			conn, err := pool.Conn()
+			if err != nil {
+				return nil, err
+			}
+			return api.NewNodeCAClient(conn), nil
+		},
 	})
 
 	var wg sync.WaitGroup
@@ -157,7 +167,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	close(n.ready)
-	n.log.Info("node running", "node.id", n.creds.NodeID, "manager", addr)
+	n.log.Info("node running", "node.id", n.creds.NodeID, "managers", pool.Addrs())
 	<-ctx.Done()
 	agent.Stop()
 	renewer.Stop()
@@ -192,15 +202,17 @@ func (n *Node) credentials(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) managerAddr() string {
-	if n.cfg.ManagerAddr != "" {
-		return n.cfg.ManagerAddr
-	}
-	if len(n.creds.ManagerAddrs) > 0 {
-		return n.creds.ManagerAddrs[0]
-	}
-	return ""
+// managerPool starts from the configured address, then the managers saved
+// at the last run (learnt from sessions), then those learnt at join.
+func (n *Node) managerPool(root *ca.CA, kp *ca.KeyPair) (*managerPool, error) {
+	file := filepath.Join(n.cfg.DataDir, ManagersFile)
+	addrs := mergeAddrs([]string{n.cfg.ManagerAddr}, loadManagers(file, n.log), n.creds.ManagerAddrs)
+	dial := func(addr string) (*grpc.ClientConn, error) { return dialManager(addr, root, kp) }
+	return newPool(addrs, file, dial, n.log)
 }
+
+// connectTimeout bounds one attempt to connect to a manager.
+const connectTimeout = 5 * time.Second
 
 // dialManager connects over mutual TLS, trusting only the cluster CA.
 func dialManager(addr string, root *ca.CA, kp *ca.KeyPair) (*grpc.ClientConn, error) {
@@ -212,7 +224,15 @@ func dialManager(addr string, root *ca.CA, kp *ca.KeyPair) (*grpc.ClientConn, er
 		return nil, fmt.Errorf("manager address %q: %w", addr, err)
 	}
 	tlsCfg := ca.ClientTLSConfig(root.Pool(), kp.Certificate, host)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	// A manager that does not answer (a dead host) must not hold the node
+	// for gRPC's default 20 s: the pool moves on to the next one.
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = connectTimeout
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: connectTimeout}),
+		// Pings on the session's connection notice a manager whose host died
+		// or was cut off within 15 s (managers allow pings every 5 s).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return nil, fmt.Errorf("manager %s: %w", addr, err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-project/warren/api"
 )
@@ -41,6 +40,8 @@ type Config struct {
 	// LeaderNotify, if set, receives true when this member becomes leader
 	// and false when it stops being one. It must be drained promptly.
 	LeaderNotify chan bool
+	// Forward, if set, sends a follower's writes to the leader.
+	Forward Forwarder
 
 	// Timing: hashicorp/raft's defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout   time.Duration
@@ -160,28 +161,14 @@ func (n *Node) closeFiles() {
 }
 
 // Propose replicates a store command and waits until it is applied here.
-// It implements state.Proposer.
+// On a follower with a Forward, the leader applies it. It implements
+// state.Proposer.
 func (n *Node) Propose(ctx context.Context, cmd *api.StoreCommand) error {
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		return fmt.Errorf("raft: encode command: %w", err)
+	if n.cfg.Forward != nil && n.Raft.State() != raft.Leader {
+		return n.forward(ctx, cmd)
 	}
-	timeout := n.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
-	}
-	f := n.Raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
-			errors.Is(err, raft.ErrEnqueueTimeout) || errors.Is(err, raft.ErrRaftShutdown) {
-			return fmt.Errorf("%w (%v)", ErrNoLeader, err)
-		}
-		return fmt.Errorf("raft: apply: %w", err)
-	}
-	if resErr, ok := f.Response().(error); ok {
-		return resErr
-	}
-	return nil
+	_, err := n.ProposeLocal(ctx, cmd)
+	return err
 }
 
 // IsLeader reports whether this member leads.

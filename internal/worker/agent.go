@@ -35,6 +35,9 @@ type Config struct {
 	Executor runtime.Executor
 	// Dial reaches a manager's dispatcher.
 	Dial func(ctx context.Context) (api.DispatcherClient, error)
+	// OnManagers, when set, gets the cluster's manager addresses each time a
+	// session starts with a manager that names them, to fail over to.
+	OnManagers func(addrs []string)
 	// DataDir holds the agent's files: task logs go to DataDir/logs/<task-id>.log.
 	// Empty discards container output.
 	DataDir string

@@ -45,6 +45,7 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 	}
 	log := a.log.With("session.id", info.GetSessionId())
 	log.Info("session started", "heartbeat.period", period)
+	a.learnManagers(info)
 
 	// The manager may have missed reports while there was no session.
 	a.rep.resendAll()

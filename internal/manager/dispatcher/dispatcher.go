@@ -58,6 +58,9 @@ type Config struct {
 	// ManagerNodeID is this manager's node ID: FetchImage serves the
 	// archives whose holder it names.
 	ManagerNodeID string
+	// ManagerAddrs are the API addresses of the cluster's managers, told
+	// to nodes at each session so they can fail over to any of them.
+	ManagerAddrs func() []string
 
 	// Sealer opens services' sealed registry credentials, which go with
 	// their tasks to the node running them, and nowhere else. nil sends no

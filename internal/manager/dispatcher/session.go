@@ -68,6 +68,9 @@ func (d *Dispatcher) Session(stream api.Dispatcher_SessionServer) error {
 	log.Info("session started", "node.addr", reg.GetAddr())
 
 	info := &api.SessionInfo{SessionId: s.id, NodeId: nodeID, HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod)}
+	if d.cfg.ManagerAddrs != nil {
+		info.Managers = d.cfg.ManagerAddrs()
+	}
 	if err := stream.Send(&api.SessionMessage{Msg: &api.SessionMessage_Session{Session: info}}); err != nil {
 		return fmt.Errorf("send session info to node %s: %w", nodeID, err)
 	}

@@ -65,6 +65,7 @@ func newTestManager(t *testing.T, ttl time.Duration) *testManager {
 		CA:           root,
 		Logger:       discard(),
 		ManagerAddrs: func() []string { return []string{m.addr} },
+		DataKey:      func() ([]byte, error) { return []byte("0123456789abcdef0123456789abcdef"), nil },
 	}))
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)

@@ -38,6 +38,12 @@ func (s *Server) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinRespo
 		return nil, err
 	}
 	role, certRole := tokenRole(tok)
+	var secrets *api.ManagerSecrets
+	if role == api.NodeRole_NODE_ROLE_MANAGER {
+		if secrets, err = s.managerSecrets(); err != nil {
+			return nil, err
+		}
+	}
 	nodeID := ids.New()
 	certPEM, err := s.cfg.CA.IssueFromCSR(req.GetCsr(), nodeID, certRole, cluster.GetId(), certTTL(cluster))
 	if err != nil {
@@ -55,13 +61,32 @@ func (s *Server) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinRespo
 		"node.hostname", req.GetDescription().GetHostname(), "node.addr", node.GetStatus().GetAddr(),
 		"cert.expires_in", expires.Sub(s.cfg.Now()).Round(time.Second))
 	return &api.JoinResponse{
-		NodeId:        nodeID,
-		ClusterId:     cluster.GetId(),
-		Role:          role,
-		Certificate:   certPEM,
-		CaCertificate: s.cfg.CA.CertPEM(),
-		ManagerAddrs:  s.cfg.ManagerAddrs(),
+		NodeId:         nodeID,
+		ClusterId:      cluster.GetId(),
+		Role:           role,
+		Certificate:    certPEM,
+		CaCertificate:  s.cfg.CA.CertPEM(),
+		ManagerAddrs:   s.cfg.ManagerAddrs(),
+		ManagerSecrets: secrets,
 	}, nil
+}
+
+// managerSecrets are the keys every manager holds: the root key, to sign
+// certificates wherever nodes renew, and the data key, to open sealed
+// secrets wherever tasks are dispatched.
+func (s *Server) managerSecrets() (*api.ManagerSecrets, error) {
+	if s.cfg.DataKey == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this manager cannot admit managers (no data key)")
+	}
+	caKey, err := s.cfg.CA.KeyPEM()
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	dataKey, err := s.cfg.DataKey()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read the data key: %v", err)
+	}
+	return &api.ManagerSecrets{CaKey: caKey, DataKey: dataKey}, nil
 }
 
 // admit checks a parsed token against this cluster and returns the cluster.

@@ -46,6 +46,10 @@ func TestJoin(t *testing.T) {
 			if creds.ClusterID != clusterID || creds.Role != tc.wantCert || len(creds.ManagerAddrs) != 1 || creds.ManagerAddrs[0] != m.addr {
 				t.Fatalf("credentials = %s/%s/%v, want cluster %s, role %s, managers [%s]", creds.ClusterID, creds.Role, creds.ManagerAddrs, clusterID, tc.wantCert, m.addr)
 			}
+			// Only a manager receives the cluster's keys.
+			if got := creds.ManagerSecrets; (tc.role == token.RoleManager) != (got != nil && len(got.GetCaKey()) > 0 && len(got.GetDataKey()) == 32) {
+				t.Fatalf("manager secrets for a %s token: %v", tc.role, got)
+			}
 			leaf := checkCert(t, m, creds, tc.wantCert)
 			checkNode(t, m.node(creds.NodeID), desc, tc.wantRole, tc.wantAddr, leaf.NotAfter)
 		})

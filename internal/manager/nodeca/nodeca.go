@@ -35,6 +35,10 @@ type Config struct {
 	// ManagerAddrs lists the managers a new node may talk to; it is sent in
 	// every JoinResponse. Nil means none beyond the one the node dialled.
 	ManagerAddrs func() []string
+	// DataKey returns the key that seals secrets in the state, which a
+	// joining manager receives with the root key. Nil refuses manager
+	// tokens.
+	DataKey func() ([]byte, error)
 	// Now is the clock, for logs; time.Now by default.
 	Now func() time.Time
 }

@@ -92,6 +92,33 @@ func FromCertPEM(certPEM []byte) (*CA, error) {
 	return &CA{cert: cert, certPEM: encodeCertPEM(cert.Raw)}, nil
 }
 
+// FromPEM makes a signing CA from a root certificate and its key, as a
+// manager joining the cluster receives them; the key must match.
+func FromPEM(certPEM, keyPEM []byte) (*CA, error) {
+	c, err := FromCertPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca: root key: %w", err)
+	}
+	if !key.PublicKey.Equal(c.cert.PublicKey) {
+		return nil, errors.New("ca: the root key does not match the root certificate")
+	}
+	c.key = key
+	return c, nil
+}
+
+// KeyPEM returns the root key's PEM, for a manager joining the cluster;
+// nil for a certificate-only CA.
+func (c *CA) KeyPEM() ([]byte, error) {
+	if c.key == nil {
+		return nil, nil
+	}
+	return EncodeKeyPEM(c.key)
+}
+
 // Cert returns the root certificate. Callers must not modify it.
 func (c *CA) Cert() *x509.Certificate { return c.cert }
 

@@ -164,3 +164,23 @@ func write(t *testing.T, dir, name, data string) {
 	t.Helper()
 	must(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600))
 }
+
+func TestFromPEMRoundTrip(t *testing.T) {
+	root, err := Generate("c", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := root.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromPEM(root.CertPEM(), keyPEM)
+	if err != nil || !c.CanSign() || c.Fingerprint() != root.Fingerprint() {
+		t.Fatalf("FromPEM: %v", err)
+	}
+	other, _ := Generate("other", 0)
+	otherKey, _ := other.KeyPEM()
+	if _, err := FromPEM(root.CertPEM(), otherKey); err == nil {
+		t.Fatal("a key of another CA was accepted")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/security/ca"
 )
 
@@ -49,6 +50,9 @@ type Credentials struct {
 	CAPEM     []byte
 	// ManagerAddrs are the managers the node learnt of when it joined.
 	ManagerAddrs []string
+	// ManagerSecrets are the root and data keys a manager receives; Save
+	// does not write them (a manager keeps its own layout).
+	ManagerSecrets *api.ManagerSecrets
 }
 
 // identity is identity.json.

@@ -123,13 +123,14 @@ func credentialsFrom(resp *api.JoinResponse, tok token.Token, key *ecdsa.Private
 		return nil, err
 	}
 	return &Credentials{
-		NodeID:       id.NodeID,
-		ClusterID:    id.ClusterID,
-		Role:         id.Role,
-		CertPEM:      resp.GetCertificate(),
-		KeyPEM:       keyPEM,
-		CAPEM:        resp.GetCaCertificate(),
-		ManagerAddrs: resp.GetManagerAddrs(),
+		NodeID:         id.NodeID,
+		ClusterID:      id.ClusterID,
+		Role:           id.Role,
+		CertPEM:        resp.GetCertificate(),
+		KeyPEM:         keyPEM,
+		CAPEM:          resp.GetCaCertificate(),
+		ManagerAddrs:   resp.GetManagerAddrs(),
+		ManagerSecrets: resp.GetManagerSecrets(),
 	}, nil
 }
 

@@ -1,0 +1,126 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/runtime/fake"
+	"github.com/warren-project/warren/internal/state"
+	"github.com/warren-project/warren/internal/testutil"
+)
+
+// joinManagers starts n managers: the first makes the cluster, the others
+// join it with the manager token.
+func joinManagers(t *testing.T, n int) []*testManager {
+	t.Helper()
+	withImage := func() *fake.Executor {
+		e := fake.New()
+		e.AddImage(image)
+		return e
+	}
+	first := startManager(t, shortDir(t), withImage())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := first.localClient(t).GetJoinToken(ctx, &api.GetJoinTokenRequest{Role: api.NodeRole_NODE_ROLE_MANAGER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []*testManager{first}
+	for range n - 1 {
+		ms = append(ms, startManagerWith(t, shortDir(t), withImage(), func(c *Config) {
+			c.JoinAddr, c.JoinToken = tok.GetManagerAddrs()[0], tok.GetToken()
+		}))
+	}
+	return ms
+}
+
+func leaderOf(ms []*testManager) *testManager {
+	for _, m := range ms {
+		if m.raft != nil && m.raft.IsLeader() {
+			return m
+		}
+	}
+	return nil
+}
+
+// Three managers: the two that join with the manager token become voters
+// and hold the state; a write sent to a follower is forwarded to the
+// leader; every manager's agent runs tasks; when the leader dies, another
+// is elected, writes are accepted again, and its tasks run elsewhere.
+func TestThreeManagersFailover(t *testing.T) {
+	ms := joinManagers(t, 3)
+	for _, m := range ms {
+		if got := len(m.raft.Info().GetServers()); got != 3 {
+			t.Fatalf("manager %s sees %d Raft servers, want 3", m.NodeID(), got)
+		}
+	}
+	leader := leaderOf(ms)
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	var follower *testManager
+	for _, m := range ms {
+		if m != leader {
+			follower = m
+			break
+		}
+	}
+	// A write through a follower's API, visible on every manager.
+	svc := createService(t, follower.localClient(t), "web", 6)
+	for _, m := range ms {
+		testutil.WaitFor(t, 10*time.Second, "the service on manager "+m.NodeID(), func() bool {
+			var ok bool
+			m.store.View(func(tx state.ReadTx) { ok = tx.GetService(svc.GetId()) != nil })
+			return ok
+		})
+	}
+	for _, m := range ms {
+		testutil.WaitFor(t, 20*time.Second, "two tasks running on manager "+m.NodeID(), func() bool {
+			return runningContainers(t, m.exec) == 2
+		})
+	}
+
+	killed := time.Now()
+	leader.stop()
+	var rest []*testManager
+	for _, m := range ms {
+		if m != leader {
+			rest = append(rest, m)
+		}
+	}
+	c := rest[0].localClient(t)
+	var accepted time.Time
+	for i := 0; accepted.IsZero(); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+			Name: fmt.Sprintf("after-%d", i),
+			Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox", Args: []string{"sleep", "1000"}}},
+		}})
+		cancel()
+		if err == nil {
+			accepted = time.Now()
+		} else if time.Since(killed) > 30*time.Second {
+			t.Fatalf("no write accepted 30s after the leader died: %v", err)
+		}
+	}
+	t.Logf("FIGURE failover (in process, Raft timeouts 100 ms): leader killed → first accepted write: %v", accepted.Sub(killed).Round(time.Millisecond))
+	if leaderOf(rest) == nil {
+		t.Fatal("no new leader among the survivors")
+	}
+	// The dead manager's node goes down and its two tasks run on the others.
+	testutil.WaitFor(t, 30*time.Second, "web's 6 tasks running on the two survivors", func() bool {
+		n := 0
+		rest[0].store.View(func(tx state.ReadTx) {
+			for _, tk := range tx.ListTasks(state.ByService(svc.GetId())) {
+				if tk.GetDesiredState() == api.TaskState_TASK_STATE_RUNNING && tk.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING &&
+					tk.GetNodeId() != leader.NodeID() {
+					n++
+				}
+			}
+		})
+		return n == 6
+	})
+}

@@ -1,0 +1,127 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/hostinfo"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/join"
+	"github.com/warren-project/warren/internal/security/token"
+)
+
+// dataKeyPath is where a manager keeps the key that seals secrets.
+func dataKeyPath(dataDir string) string { return filepath.Join(dataDir, "keys", "data.key") }
+
+// joinCluster admits this manager into an existing cluster with a manager
+// token, on a data dir that holds no identity yet: it receives its
+// certificate, the root and data keys, and writes them in a manager's
+// layout (the identity last, so an interrupted join starts over). Raft
+// membership follows once Raft listens (addSelf).
+func (m *Manager) joinCluster(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(m.cfg.DataDir, identityFile)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err // already a member (or the dir is unreadable)
+	}
+	tok, err := token.Parse(m.cfg.JoinToken)
+	if err != nil {
+		return err
+	}
+	if tok.Role != token.RoleManager {
+		return errors.New("this is a worker token: a manager joins with the manager token (`warren cluster join-token manager`)")
+	}
+	creds, err := join.Join(ctx, m.cfg.JoinAddr, m.cfg.JoinToken, hostinfo.Describe(), m.advertiseHost())
+	if err != nil {
+		return err
+	}
+	sec := creds.ManagerSecrets
+	if sec == nil || len(sec.GetCaKey()) == 0 || len(sec.GetDataKey()) == 0 {
+		return fmt.Errorf("the manager at %s admitted this node without the cluster's keys: is it an older version?", m.cfg.JoinAddr)
+	}
+	root, err := ca.FromPEM(creds.CAPEM, sec.GetCaKey())
+	if err != nil {
+		return err
+	}
+	dir := m.cfg.DataDir
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		return err
+	}
+	if err := root.Save(filepath.Join(dir, "ca")); err != nil {
+		return err
+	}
+	if err := ca.SaveKeyPair(filepath.Join(dir, "certs"), "node", append(creds.CertPEM, creds.CAPEM...), creds.KeyPEM); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dataKeyPath(dir), sec.GetDataKey(), 0o600); err != nil {
+		return fmt.Errorf("write the data key: %w", err)
+	}
+	id := identity{NodeID: creds.NodeID, ClusterID: creds.ClusterID, Role: ca.RoleManager, JoinAddrs: creds.ManagerAddrs}
+	if len(id.JoinAddrs) == 0 {
+		id.JoinAddrs = []string{m.cfg.JoinAddr}
+	}
+	raw, _ := json.MarshalIndent(id, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, identityFile), append(raw, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", identityFile, err)
+	}
+	m.log.Info("joined the cluster as a manager", "node.id", creds.NodeID, "cluster.id", creds.ClusterID, "via", m.cfg.JoinAddr)
+	return nil
+}
+
+// addSelf asks the cluster to make this manager a Raft voter, unless it is
+// one: through the managers it knows, each in turn, until one answers.
+func (m *Manager) addSelf(ctx context.Context) error {
+	if m.creds.Founder || m.raft.IsMember() {
+		return nil
+	}
+	addrs := m.creds.JoinAddrs
+	if m.cfg.JoinAddr != "" {
+		addrs = append([]string{m.cfg.JoinAddr}, addrs...)
+	}
+	if len(addrs) == 0 {
+		return errors.New("this manager is not a Raft member and knows no manager to ask: join again with a token")
+	}
+	req := &api.AddManagerRequest{NodeId: m.creds.NodeID, RaftAddr: m.raft.Addr()}
+	deadline := time.Now().Add(time.Minute)
+	var last error
+	for time.Now().Before(deadline) {
+		for _, addr := range addrs {
+			if last = m.askToAdd(ctx, addr, req); last == nil {
+				return nil
+			}
+			m.log.Warn("could not become a Raft member yet", "via", addr, "err", last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("no manager made this one a Raft member: %w", last)
+}
+
+func (m *Manager) askToAdd(ctx context.Context, addr string, req *api.AddManagerRequest) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
+		ca.ClientTLSConfig(m.creds.CA.Pool(), m.creds.Cert.Certificate, host))))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err = api.NewRaftMembershipClient(conn).AddManager(cctx, req)
+	return err
+}

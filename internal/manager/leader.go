@@ -1,0 +1,112 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// leaderConn is this manager's connection to the Raft leader's API, for
+// forwarded writes and its own agent's session. It follows the leader:
+// a call after the leader changed dials the new one.
+type leaderConn struct {
+	m *Manager
+
+	mu   sync.Mutex
+	addr string
+	conn *grpc.ClientConn
+}
+
+// errNoLeaderKnown: no leader, or one whose API address is not in the state.
+var errNoLeaderKnown = errors.New("no leader known")
+
+// get returns a connection to the current leader.
+func (l *leaderConn) get(ctx context.Context) (*grpc.ClientConn, error) {
+	if err := l.m.raft.WaitForLeader(ctx); err != nil {
+		return nil, err
+	}
+	addr, err := l.waitLeaderAPI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil && l.addr == addr {
+		return l.conn, nil
+	}
+	if l.conn != nil {
+		_ = l.conn.Close()
+		l.conn = nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("leader API address %q: %w", addr, err)
+	}
+	tlsCfg := ca.ClientTLSConfig(l.m.creds.CA.Pool(), l.m.creds.Cert.Certificate, host)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), ClientKeepalive)
+	if err != nil {
+		return nil, fmt.Errorf("leader at %s: %w", addr, err)
+	}
+	l.addr, l.conn = addr, conn
+	return conn, nil
+}
+
+// client is the leader's RaftMembership service.
+func (l *leaderConn) client(ctx context.Context) (api.RaftMembershipClient, error) {
+	conn, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewRaftMembershipClient(conn), nil
+}
+
+// leaderAPI is the leader's API address, from its node in the state.
+func (l *leaderConn) leaderAPI() (string, error) {
+	id := l.m.raft.LeaderID()
+	if id == "" {
+		return "", errNoLeaderKnown
+	}
+	var addr string
+	l.m.store.View(func(tx state.ReadTx) { addr = tx.GetNode(id).GetManagerStatus().GetApiAddr() })
+	if addr == "" {
+		return "", fmt.Errorf("%w: leader %s has no API address in the state yet", errNoLeaderKnown, id)
+	}
+	return addr, nil
+}
+
+// waitLeaderAPI waits a little for the leader's address: a manager that
+// just joined may not have replicated the leader's node yet.
+func (l *leaderConn) waitLeaderAPI(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addr, err := l.leaderAPI()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return addr, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		l.m.store.WaitForIndex(wctx, l.m.store.Index())
+		cancel()
+	}
+}
+
+// forget drops the connection, so that the next call looks the leader up.
+func (l *leaderConn) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		_ = l.conn.Close()
+		l.conn, l.addr = nil, ""
+	}
+}
+
+func (l *leaderConn) close() { l.forget() }

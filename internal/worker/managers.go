@@ -1,0 +1,18 @@
+package worker
+
+import (
+	"slices"
+
+	"github.com/warren-project/warren/api"
+)
+
+// learnManagers passes the managers a session names to Config.OnManagers,
+// so the node can fail over to them when this one goes. An empty list says
+// nothing (an older manager, or one that does not know), so it is not passed.
+func (a *Agent) learnManagers(info *api.SessionInfo) {
+	if a.cfg.OnManagers == nil || len(info.GetManagers()) == 0 {
+		return
+	}
+	// A copy: the callback may keep it, and the message is not ours.
+	a.cfg.OnManagers(slices.Clone(info.GetManagers()))
+}

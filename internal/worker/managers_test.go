@@ -1,0 +1,108 @@
+package worker_test
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/runtime/fake"
+)
+
+// scriptedDispatcher answers session i with managers[i] in its session info,
+// and ends it once the agent's first heartbeat shows the agent got past the
+// start of the session; the last session stays open.
+type scriptedDispatcher struct {
+	api.UnimplementedDispatcherServer
+	managers [][]string
+
+	mu       sync.Mutex
+	sessions int // sessions that got a heartbeat
+}
+
+func (d *scriptedDispatcher) Session(stream api.Dispatcher_SessionServer) error {
+	if _, err := stream.Recv(); err != nil { // the registration
+		return err
+	}
+	d.mu.Lock()
+	i := d.sessions
+	d.mu.Unlock()
+	if i >= len(d.managers) {
+		return status.Error(codes.FailedPrecondition, "the script has no more sessions")
+	}
+	info := &api.SessionInfo{SessionId: "s", NodeId: "n1", HeartbeatPeriod: durationpb.New(5 * time.Millisecond), Managers: d.managers[i]}
+	if err := stream.Send(&api.SessionMessage{Msg: &api.SessionMessage_Session{Session: info}}); err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if msg.GetHeartbeat() == nil {
+			continue
+		}
+		d.mu.Lock()
+		d.sessions++
+		last := d.sessions == len(d.managers)
+		d.mu.Unlock()
+		if !last {
+			return status.Error(codes.Unavailable, "session over, as scripted")
+		}
+		<-stream.Context().Done()
+		return nil
+	}
+}
+
+func (d *scriptedDispatcher) done() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sessions == len(d.managers)
+}
+
+func TestOnManagersGetsEachSessionsManagers(t *testing.T) {
+	disp := &scriptedDispatcher{managers: [][]string{{"m1:2377", "m2:2377"}, nil, {"m3:2377"}}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	api.RegisterDispatcherServer(srv, disp)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	var mu sync.Mutex
+	var got [][]string
+	cfg := agentConfig("n1", fake.New(), func(context.Context) (api.DispatcherClient, error) {
+		return api.NewDispatcherClient(conn), nil
+	})
+	cfg.OnManagers = func(addrs []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, addrs)
+	}
+	c := &cluster{t: t}
+	c.startAgent(cfg)
+	waitFor(t, "three sessions, each with a heartbeat", disp.done)
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := [][]string{{"m1:2377", "m2:2377"}, {"m3:2377"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("OnManagers got %q, want %q (a session naming no managers passes nothing)", got, want)
+	}
+}
