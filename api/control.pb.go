@@ -1903,10 +1903,17 @@ func (x *RaftInfo) GetServers() []*RaftServer {
 }
 
 type RaftServer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Suffrage      string                 `protobuf:"bytes,3,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr     string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Suffrage string                 `protobuf:"bytes,3,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	// api_addr is the manager's API, where clients and nodes reach it.
+	ApiAddr string `protobuf:"bytes,4,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	// reachable says whether the answering manager heard from it lately
+	// (itself: always); last_contact is when.
+	Reachable     bool                   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	LastContact   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	Leader        bool                   `protobuf:"varint,7,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1962,6 +1969,34 @@ func (x *RaftServer) GetSuffrage() string {
 	return ""
 }
 
+func (x *RaftServer) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
+func (x *RaftServer) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *RaftServer) GetLastContact() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastContact
+	}
+	return nil
+}
+
+func (x *RaftServer) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
 type GetClusterInfoResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cluster       *Cluster               `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1971,6 +2006,9 @@ type GetClusterInfoResponse struct {
 	Tasks         uint32                 `protobuf:"varint,5,opt,name=tasks,proto3" json:"tasks,omitempty"`
 	ManagerNodeId string                 `protobuf:"bytes,6,opt,name=manager_node_id,json=managerNodeId,proto3" json:"manager_node_id,omitempty"`
 	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// manager_addrs are the API addresses of every manager, for clients to
+	// fail over to.
+	ManagerAddrs  []string `protobuf:"bytes,8,rep,name=manager_addrs,json=managerAddrs,proto3" json:"manager_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2050,6 +2088,13 @@ func (x *GetClusterInfoResponse) GetManagerNodeId() string {
 func (x *GetClusterInfoResponse) GetStartedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *GetClusterInfoResponse) GetManagerAddrs() []string {
+	if x != nil {
+		return x.ManagerAddrs
 	}
 	return nil
 }
@@ -2736,12 +2781,16 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\tleader_id\x18\x06 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\a \x01(\tR\n" +
 	"leaderAddr\x12/\n" +
-	"\aservers\x18\b \x03(\v2\x15.warren.v1.RaftServerR\aservers\"L\n" +
+	"\aservers\x18\b \x03(\v2\x15.warren.v1.RaftServerR\aservers\"\xdc\x01\n" +
 	"\n" +
 	"RaftServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1a\n" +
-	"\bsuffrage\x18\x03 \x01(\tR\bsuffrage\"\x9a\x02\n" +
+	"\bsuffrage\x18\x03 \x01(\tR\bsuffrage\x12\x19\n" +
+	"\bapi_addr\x18\x04 \x01(\tR\aapiAddr\x12\x1c\n" +
+	"\treachable\x18\x05 \x01(\bR\treachable\x12=\n" +
+	"\flast_contact\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\x12\x16\n" +
+	"\x06leader\x18\a \x01(\bR\x06leader\"\xbf\x02\n" +
 	"\x16GetClusterInfoResponse\x12,\n" +
 	"\acluster\x18\x01 \x01(\v2\x12.warren.v1.ClusterR\acluster\x12'\n" +
 	"\x04raft\x18\x02 \x01(\v2\x13.warren.v1.RaftInfoR\x04raft\x12\x14\n" +
@@ -2750,7 +2799,8 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x05tasks\x18\x05 \x01(\rR\x05tasks\x12&\n" +
 	"\x0fmanager_node_id\x18\x06 \x01(\tR\rmanagerNodeId\x129\n" +
 	"\n" +
-	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"\x13\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12#\n" +
+	"\rmanager_addrs\x18\b \x03(\tR\fmanagerAddrs\"\x13\n" +
 	"\x11GetVersionRequest\"\x8d\x01\n" +
 	"\x12GetVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1d\n" +
@@ -2921,63 +2971,64 @@ var file_warren_v1_control_proto_depIdxs = []int32{
 	56, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
 	51, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
 	33, // 24: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	57, // 25: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
-	32, // 26: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	53, // 27: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
-	38, // 28: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	58, // 29: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	58, // 30: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	59, // 31: warren.v1.InspectNetworkResponse.config:type_name -> warren.v1.NetworkConfig
-	44, // 32: warren.v1.InspectNetworkResponse.nodes:type_name -> warren.v1.NetworkNode
-	60, // 33: warren.v1.InspectNetworkResponse.services:type_name -> warren.v1.ServiceEndpoints
-	61, // 34: warren.v1.NetworkNode.state:type_name -> warren.v1.NodeState
-	62, // 35: warren.v1.NetworkNode.peers:type_name -> warren.v1.MeshPeer
-	53, // 36: warren.v1.NetworkNode.reported_at:type_name -> google.protobuf.Timestamp
-	0,  // 37: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
-	2,  // 38: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
-	4,  // 39: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
-	6,  // 40: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
-	8,  // 41: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
-	10, // 42: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
-	17, // 43: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
-	13, // 44: warren.v1.Control.Exec:input_type -> warren.v1.ExecInput
-	12, // 45: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
-	19, // 46: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
-	21, // 47: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
-	23, // 48: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
-	25, // 49: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
-	27, // 50: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
-	29, // 51: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
-	31, // 52: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	42, // 53: warren.v1.Control.InspectNetwork:input_type -> warren.v1.InspectNetworkRequest
-	35, // 54: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
-	37, // 55: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	40, // 56: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 57: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 58: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 59: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 60: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 61: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 62: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	18, // 63: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	16, // 64: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
-	63, // 65: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
-	20, // 66: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	22, // 67: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	24, // 68: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	26, // 69: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	28, // 70: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	30, // 71: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	34, // 72: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	43, // 73: warren.v1.Control.InspectNetwork:output_type -> warren.v1.InspectNetworkResponse
-	36, // 74: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	39, // 75: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	41, // 76: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	57, // [57:77] is the sub-list for method output_type
-	37, // [37:57] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	53, // 25: warren.v1.RaftServer.last_contact:type_name -> google.protobuf.Timestamp
+	57, // 26: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	32, // 27: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
+	53, // 28: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	38, // 29: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
+	58, // 30: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	58, // 31: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	59, // 32: warren.v1.InspectNetworkResponse.config:type_name -> warren.v1.NetworkConfig
+	44, // 33: warren.v1.InspectNetworkResponse.nodes:type_name -> warren.v1.NetworkNode
+	60, // 34: warren.v1.InspectNetworkResponse.services:type_name -> warren.v1.ServiceEndpoints
+	61, // 35: warren.v1.NetworkNode.state:type_name -> warren.v1.NodeState
+	62, // 36: warren.v1.NetworkNode.peers:type_name -> warren.v1.MeshPeer
+	53, // 37: warren.v1.NetworkNode.reported_at:type_name -> google.protobuf.Timestamp
+	0,  // 38: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
+	2,  // 39: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
+	4,  // 40: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
+	6,  // 41: warren.v1.Control.UpdateService:input_type -> warren.v1.UpdateServiceRequest
+	8,  // 42: warren.v1.Control.RemoveService:input_type -> warren.v1.RemoveServiceRequest
+	10, // 43: warren.v1.Control.ListTasks:input_type -> warren.v1.ListTasksRequest
+	17, // 44: warren.v1.Control.GetTask:input_type -> warren.v1.GetTaskRequest
+	13, // 45: warren.v1.Control.Exec:input_type -> warren.v1.ExecInput
+	12, // 46: warren.v1.Control.Logs:input_type -> warren.v1.LogsRequest
+	19, // 47: warren.v1.Control.ListNodes:input_type -> warren.v1.ListNodesRequest
+	21, // 48: warren.v1.Control.GetNode:input_type -> warren.v1.GetNodeRequest
+	23, // 49: warren.v1.Control.UpdateNode:input_type -> warren.v1.UpdateNodeRequest
+	25, // 50: warren.v1.Control.RemoveNode:input_type -> warren.v1.RemoveNodeRequest
+	27, // 51: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
+	29, // 52: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
+	31, // 53: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
+	42, // 54: warren.v1.Control.InspectNetwork:input_type -> warren.v1.InspectNetworkRequest
+	35, // 55: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
+	37, // 56: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
+	40, // 57: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	1,  // 58: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 59: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 60: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 61: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 62: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 63: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	18, // 64: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	16, // 65: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
+	63, // 66: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
+	20, // 67: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	22, // 68: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	24, // 69: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	26, // 70: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	28, // 71: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	30, // 72: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	34, // 73: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	43, // 74: warren.v1.Control.InspectNetwork:output_type -> warren.v1.InspectNetworkResponse
+	36, // 75: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	39, // 76: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	41, // 77: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	58, // [58:78] is the sub-list for method output_type
+	38, // [38:58] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_control_proto_init() }

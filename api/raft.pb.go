@@ -79,7 +79,7 @@ func (x ProposeResponse_Error) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProposeResponse_Error.Descriptor instead.
 func (ProposeResponse_Error) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{3, 0}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type AddManagerRequest struct {
@@ -170,6 +170,86 @@ func (*AddManagerResponse) Descriptor() ([]byte, []int) {
 	return file_warren_v1_raft_proto_rawDescGZIP(), []int{1}
 }
 
+type RemoveManagerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveManagerRequest) Reset() {
+	*x = RemoveManagerRequest{}
+	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveManagerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveManagerRequest) ProtoMessage() {}
+
+func (x *RemoveManagerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveManagerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveManagerRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RemoveManagerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveManagerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveManagerResponse) Reset() {
+	*x = RemoveManagerResponse{}
+	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveManagerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveManagerResponse) ProtoMessage() {}
+
+func (x *RemoveManagerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveManagerResponse.ProtoReflect.Descriptor instead.
+func (*RemoveManagerResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{3}
+}
+
 type ProposeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       *StoreCommand          `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
@@ -179,7 +259,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	mi := &file_warren_v1_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +271,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	mi := &file_warren_v1_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +284,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProposeRequest) GetCommand() *StoreCommand {
@@ -226,7 +306,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	mi := &file_warren_v1_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +318,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	mi := &file_warren_v1_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +331,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProposeResponse) GetIndex() uint64 {
@@ -283,7 +363,10 @@ const file_warren_v1_raft_proto_rawDesc = "" +
 	"\x11AddManagerRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\"\x14\n" +
-	"\x12AddManagerResponse\"C\n" +
+	"\x12AddManagerResponse\"/\n" +
+	"\x14RemoveManagerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x17\n" +
+	"\x15RemoveManagerResponse\"C\n" +
 	"\x0eProposeRequest\x121\n" +
 	"\acommand\x18\x01 \x01(\v2\x17.warren.v1.StoreCommandR\acommand\"\x9b\x02\n" +
 	"\x0fProposeResponse\x12\x14\n" +
@@ -298,10 +381,11 @@ const file_warren_v1_raft_proto_rawDesc = "" +
 	"\x14ERROR_ALREADY_EXISTS\x10\x03\x12\x13\n" +
 	"\x0fERROR_NOT_FOUND\x10\x04\x12\x11\n" +
 	"\rERROR_INVALID\x10\x05\x12\x0f\n" +
-	"\vERROR_OTHER\x10\x062\x9d\x01\n" +
+	"\vERROR_OTHER\x10\x062\xf1\x01\n" +
 	"\x0eRaftMembership\x12I\n" +
 	"\n" +
-	"AddManager\x12\x1c.warren.v1.AddManagerRequest\x1a\x1d.warren.v1.AddManagerResponse\x12@\n" +
+	"AddManager\x12\x1c.warren.v1.AddManagerRequest\x1a\x1d.warren.v1.AddManagerResponse\x12R\n" +
+	"\rRemoveManager\x12\x1f.warren.v1.RemoveManagerRequest\x1a .warren.v1.RemoveManagerResponse\x12@\n" +
 	"\aPropose\x12\x19.warren.v1.ProposeRequest\x1a\x1a.warren.v1.ProposeResponseB*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
 var (
@@ -317,24 +401,28 @@ func file_warren_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_warren_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_warren_v1_raft_proto_goTypes = []any{
-	(ProposeResponse_Error)(0), // 0: warren.v1.ProposeResponse.Error
-	(*AddManagerRequest)(nil),  // 1: warren.v1.AddManagerRequest
-	(*AddManagerResponse)(nil), // 2: warren.v1.AddManagerResponse
-	(*ProposeRequest)(nil),     // 3: warren.v1.ProposeRequest
-	(*ProposeResponse)(nil),    // 4: warren.v1.ProposeResponse
-	(*StoreCommand)(nil),       // 5: warren.v1.StoreCommand
+	(ProposeResponse_Error)(0),    // 0: warren.v1.ProposeResponse.Error
+	(*AddManagerRequest)(nil),     // 1: warren.v1.AddManagerRequest
+	(*AddManagerResponse)(nil),    // 2: warren.v1.AddManagerResponse
+	(*RemoveManagerRequest)(nil),  // 3: warren.v1.RemoveManagerRequest
+	(*RemoveManagerResponse)(nil), // 4: warren.v1.RemoveManagerResponse
+	(*ProposeRequest)(nil),        // 5: warren.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 6: warren.v1.ProposeResponse
+	(*StoreCommand)(nil),          // 7: warren.v1.StoreCommand
 }
 var file_warren_v1_raft_proto_depIdxs = []int32{
-	5, // 0: warren.v1.ProposeRequest.command:type_name -> warren.v1.StoreCommand
+	7, // 0: warren.v1.ProposeRequest.command:type_name -> warren.v1.StoreCommand
 	0, // 1: warren.v1.ProposeResponse.error:type_name -> warren.v1.ProposeResponse.Error
 	1, // 2: warren.v1.RaftMembership.AddManager:input_type -> warren.v1.AddManagerRequest
-	3, // 3: warren.v1.RaftMembership.Propose:input_type -> warren.v1.ProposeRequest
-	2, // 4: warren.v1.RaftMembership.AddManager:output_type -> warren.v1.AddManagerResponse
-	4, // 5: warren.v1.RaftMembership.Propose:output_type -> warren.v1.ProposeResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	3, // 3: warren.v1.RaftMembership.RemoveManager:input_type -> warren.v1.RemoveManagerRequest
+	5, // 4: warren.v1.RaftMembership.Propose:input_type -> warren.v1.ProposeRequest
+	2, // 5: warren.v1.RaftMembership.AddManager:output_type -> warren.v1.AddManagerResponse
+	4, // 6: warren.v1.RaftMembership.RemoveManager:output_type -> warren.v1.RemoveManagerResponse
+	6, // 7: warren.v1.RaftMembership.Propose:output_type -> warren.v1.ProposeResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -352,7 +440,7 @@ func file_warren_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_raft_proto_rawDesc), len(file_warren_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

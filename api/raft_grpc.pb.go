@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RaftMembership_AddManager_FullMethodName = "/warren.v1.RaftMembership/AddManager"
-	RaftMembership_Propose_FullMethodName    = "/warren.v1.RaftMembership/Propose"
+	RaftMembership_AddManager_FullMethodName    = "/warren.v1.RaftMembership/AddManager"
+	RaftMembership_RemoveManager_FullMethodName = "/warren.v1.RaftMembership/RemoveManager"
+	RaftMembership_Propose_FullMethodName       = "/warren.v1.RaftMembership/Propose"
 )
 
 // RaftMembershipClient is the client API for RaftMembership service.
@@ -34,6 +35,9 @@ type RaftMembershipClient interface {
 	// AddManager makes the caller a Raft voter. The caller's certificate
 	// must name the node ID it adds; a follower forwards to the leader.
 	AddManager(ctx context.Context, in *AddManagerRequest, opts ...grpc.CallOption) (*AddManagerResponse, error)
+	// RemoveManager takes a manager out of the Raft membership (`node rm`
+	// of a dead manager); a follower forwards to the leader.
+	RemoveManager(ctx context.Context, in *RemoveManagerRequest, opts ...grpc.CallOption) (*RemoveManagerResponse, error)
 	// Propose applies a store command on the leader and returns its index.
 	// Store errors (a version conflict, a name clash) come back in the
 	// response, not as an RPC error, so the proposer can retry or report.
@@ -52,6 +56,16 @@ func (c *raftMembershipClient) AddManager(ctx context.Context, in *AddManagerReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AddManagerResponse)
 	err := c.cc.Invoke(ctx, RaftMembership_AddManager_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *raftMembershipClient) RemoveManager(ctx context.Context, in *RemoveManagerRequest, opts ...grpc.CallOption) (*RemoveManagerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveManagerResponse)
+	err := c.cc.Invoke(ctx, RaftMembership_RemoveManager_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +93,9 @@ type RaftMembershipServer interface {
 	// AddManager makes the caller a Raft voter. The caller's certificate
 	// must name the node ID it adds; a follower forwards to the leader.
 	AddManager(context.Context, *AddManagerRequest) (*AddManagerResponse, error)
+	// RemoveManager takes a manager out of the Raft membership (`node rm`
+	// of a dead manager); a follower forwards to the leader.
+	RemoveManager(context.Context, *RemoveManagerRequest) (*RemoveManagerResponse, error)
 	// Propose applies a store command on the leader and returns its index.
 	// Store errors (a version conflict, a name clash) come back in the
 	// response, not as an RPC error, so the proposer can retry or report.
@@ -95,6 +112,9 @@ type UnimplementedRaftMembershipServer struct{}
 
 func (UnimplementedRaftMembershipServer) AddManager(context.Context, *AddManagerRequest) (*AddManagerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddManager not implemented")
+}
+func (UnimplementedRaftMembershipServer) RemoveManager(context.Context, *RemoveManagerRequest) (*RemoveManagerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveManager not implemented")
 }
 func (UnimplementedRaftMembershipServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
@@ -138,6 +158,24 @@ func _RaftMembership_AddManager_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RaftMembership_RemoveManager_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveManagerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RaftMembershipServer).RemoveManager(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RaftMembership_RemoveManager_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RaftMembershipServer).RemoveManager(ctx, req.(*RemoveManagerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RaftMembership_Propose_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ProposeRequest)
 	if err := dec(in); err != nil {
@@ -166,6 +204,10 @@ var RaftMembership_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AddManager",
 			Handler:    _RaftMembership_AddManager_Handler,
+		},
+		{
+			MethodName: "RemoveManager",
+			Handler:    _RaftMembership_RemoveManager_Handler,
 		},
 		{
 			MethodName: "Propose",

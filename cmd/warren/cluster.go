@@ -59,14 +59,35 @@ func (c *cli) writeClusterInfo(r *api.GetClusterInfoResponse) error {
 	line("Raft term", raft.GetTerm())
 	line("Raft indexes", fmt.Sprintf("commit %d, applied %d, last snapshot %d", raft.GetCommitIndex(), raft.GetAppliedIndex(), raft.GetLastSnapshotIndex()))
 	line("Raft leader", joinNonEmpty(" at ", raft.GetLeaderId(), raft.GetLeaderAddr()))
-	var servers []string
-	for _, s := range raft.GetServers() {
-		servers = append(servers, fmt.Sprintf("%s at %s (%s)", s.GetId(), s.GetAddr(), strings.ToLower(s.GetSuffrage())))
-	}
-	line("Raft servers", strings.Join(servers, ", "))
 	line("Nodes", r.GetNodes())
 	line("Services", r.GetServices())
 	line("Tasks", r.GetTasks())
 	line("CA fingerprint", r.GetCluster().GetCaFingerprint())
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(raft.GetServers()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(c.out, "\nManagers:")
+	return c.writeManagers(raft)
+}
+
+// writeManagers is the table of Raft servers, as the answering manager
+// sees them: "Reachable" when it heard from one lately.
+func (c *cli) writeManagers(raft *api.RaftInfo) error {
+	tw := tabwriter.NewWriter(c.out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAPI ADDRESS\tRAFT ADDRESS\tSTATUS\tLAST CONTACT")
+	for _, s := range raft.GetServers() {
+		status := raftServerStatus(s, raft)
+		if sf := s.GetSuffrage(); sf != "" && sf != "Voter" {
+			status += " (" + strings.ToLower(sf) + ")"
+		}
+		contact := "never"
+		if s.GetLastContact() != nil {
+			contact = c.ago(s.GetLastContact())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortID(s.GetId()), dash(s.GetApiAddr()), s.GetAddr(), status, contact)
+	}
 	return tw.Flush()
 }

@@ -58,6 +58,8 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 	f.IntVar(&blockBits, "node-block-size", ipam.DefaultNodePrefixLength, "prefix length of each node's block of the subnet (24: 253 tasks per node)")
 	f.StringVar(&vipPool, "vip-pool", ipam.DefaultVIPPool, "range of a new cluster's service virtual IPs")
 	addOverlayFlags(f, &cfg.Overlay)
+	f.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", false, "on an existing data dir: make this manager the cluster's only manager, keeping its state (after losing a majority of managers for good); join others again afterwards")
+	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	return cmd
 }
 

@@ -63,7 +63,7 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 	if err != nil {
 		return err
 	}
-	leader := info.GetRaft().GetLeaderId()
+	raft := info.GetRaft()
 	running := map[string]int{}
 	for _, t := range tasks.GetTasks() {
 		if t.GetStatus().GetState() == api.TaskState_TASK_STATE_RUNNING {
@@ -81,7 +81,7 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 			Role:          enumName(n.GetSpec().GetRole(), "NODE_ROLE_"),
 			Status:        enumName(n.GetStatus().GetState(), "NODE_STATE_"),
 			Availability:  enumName(n.GetSpec().GetAvailability(), "NODE_AVAILABILITY_"),
-			ManagerStatus: managerStatus(n, leader),
+			ManagerStatus: managerStatus(n, raft),
 			Address:       n.GetStatus().GetAddr(), Tasks: running[n.GetId()],
 		}
 		l.add(r, n, r.ID, r.Hostname, r.Role, r.Status, r.Availability, r.ManagerStatus, r.Address, fmt.Sprint(r.Tasks))
@@ -89,16 +89,30 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 	return writeListing(c.out, f, l)
 }
 
-// managerStatus is what `node ls` says of a manager: "Leader" for the
-// Raft leader, "Reachable" for the others; nothing for a worker.
-func managerStatus(n *api.Node, leaderID string) string {
-	switch {
-	case n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER:
+// managerStatus is what `node ls` says of a manager, as the answering
+// manager sees it: "Leader", "Reachable" or "Unreachable"; nothing for a
+// worker, or for a manager that is not (yet) a Raft member.
+func managerStatus(n *api.Node, raft *api.RaftInfo) string {
+	if n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
 		return ""
-	case n.GetId() == leaderID:
-		return "Leader"
 	}
-	return "Reachable"
+	for _, s := range raft.GetServers() {
+		if s.GetId() == n.GetId() {
+			return raftServerStatus(s, raft)
+		}
+	}
+	return ""
+}
+
+// raftServerStatus is "Leader", "Reachable" or "Unreachable".
+func raftServerStatus(s *api.RaftServer, raft *api.RaftInfo) string {
+	switch {
+	case s.GetLeader() || (s.GetId() != "" && s.GetId() == raft.GetLeaderId()):
+		return "Leader"
+	case s.GetReachable():
+		return "Reachable"
+	}
+	return "Unreachable"
 }
 
 func (c *cli) inspectNodes(cmd *cobra.Command, f format, pretty bool, refs []string) error {

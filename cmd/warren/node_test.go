@@ -122,6 +122,45 @@ func TestNodeLsManagerStatus(t *testing.T) {
 	if r.out != "node-1=Leader\nnode-2=\nnode-3=Reachable\n" {
 		t.Fatalf("manager statuses %q", r.out)
 	}
+	if err := fake.SetManagerUnreachable("node-3", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r = warren(t, host, "node", "ls").wantOK(t)
+	for _, line := range strings.Split(r.out, "\n") {
+		if strings.Contains(line, "node-3") && !strings.Contains(line, " Unreachable ") {
+			t.Fatalf("node-3's row %q does not say Unreachable", line)
+		}
+	}
+}
+
+func TestManagerStatus(t *testing.T) {
+	manager := &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_MANAGER}
+	raft := &api.RaftInfo{LeaderId: "m1", Servers: []*api.RaftServer{
+		{Id: "m1", Leader: true, Reachable: true},
+		{Id: "m2", Reachable: true},
+		{Id: "m3"},
+	}}
+	tests := []struct {
+		name string
+		node *api.Node
+		raft *api.RaftInfo
+		want string
+	}{
+		{"worker", &api.Node{Id: "w1", Spec: &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_WORKER}}, raft, ""},
+		{"leader", &api.Node{Id: "m1", Spec: manager}, raft, "Leader"},
+		{"reachable", &api.Node{Id: "m2", Spec: manager}, raft, "Reachable"},
+		{"unreachable", &api.Node{Id: "m3", Spec: manager}, raft, "Unreachable"},
+		{"not a Raft member yet", &api.Node{Id: "m4", Spec: manager}, raft, ""},
+		{"leader known by ID only", &api.Node{Id: "m1", Spec: manager},
+			&api.RaftInfo{LeaderId: "m1", Servers: []*api.RaftServer{{Id: "m1"}}}, "Leader"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := managerStatus(tt.node, tt.raft); got != tt.want {
+				t.Fatalf("managerStatus = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestNodeInspectPretty(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/pkg/client"
@@ -51,6 +52,51 @@ func TestClusterInfo(t *testing.T) {
 	var info map[string]any
 	if err := json.Unmarshal([]byte(r.out), &info); err != nil || info["raft"] == nil {
 		t.Fatalf("cluster info json %v:\n%s", err, r.out)
+	}
+}
+
+// cluster info lists the managers as the answering one sees them, with
+// how long ago each last answered.
+func TestClusterInfoManagers(t *testing.T) {
+	fake, host := fakeManager(t)
+	fake.AddNode("node-2", api.NodeRole_NODE_ROLE_WORKER)
+	m3 := fake.AddNode("node-3", api.NodeRole_NODE_ROLE_MANAGER)
+	now := time.Now()
+	if err := fake.SetManagerUnreachable("node-3", now.Add(-2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"warren", "-H", host, "cluster", "info"}, strings.NewReader(""), &out, &errOut, func(c *cli) {
+		c.now = func() time.Time { return now }
+	})
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, errOut.String())
+	}
+	leader := fake.Nodes()[0]
+	_, table, ok := strings.Cut(out.String(), "\nManagers:\n")
+	if !ok {
+		t.Fatalf("cluster info has no Managers table:\n%s", out.String())
+	}
+	rows := strings.Split(strings.TrimSpace(table), "\n")
+	want := [][]string{
+		{"ID", "API ADDRESS", "RAFT ADDRESS", "STATUS", "LAST CONTACT"},
+		{shortID(leader.GetId()), "10.0.0.1:2377", "10.0.0.1:2379", "Leader", "Less than a second ago"},
+		{shortID(m3.GetId()), "10.0.0.3:2377", "10.0.0.3:2379", "Unreachable", "2 seconds ago"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("managers table has %d rows, want %d (no workers):\n%s", len(rows), len(want), table)
+	}
+	for i, cells := range want {
+		if got := strings.Join(strings.Fields(rows[i]), " "); got != strings.Join(cells, " ") {
+			t.Errorf("row %d: %q, want %q", i, got, strings.Join(cells, " "))
+		}
+	}
+	for _, want := range []string{"Raft term:", "Raft indexes:", "commit ", "applied ", "Raft leader:", leader.GetId()} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("cluster info lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

@@ -30,7 +30,13 @@ func (c *cli) client() (*client.Client, error) {
 	if c.c != nil {
 		return c.c, nil
 	}
-	opts := append([]client.Option{client.WithTLSDir(c.tlsDir), client.WithLogger(slog.Default())}, c.clientOpts...)
+	// The managers learnt from the cluster are kept beside the certificates
+	// that reach them, so that the next command fails over even when every
+	// manager named by -H is down.
+	opts := append([]client.Option{
+		client.WithTLSDir(c.tlsDir), client.WithLogger(slog.Default()),
+		client.WithManagersFile(client.DefaultManagersFile(c.tlsDir)),
+	}, c.clientOpts...)
 	cl, err := client.New(c.host, opts...)
 	if err != nil {
 		return nil, err
@@ -69,8 +75,8 @@ func newRootCmd(name string, c *cli) *cobra.Command {
 		return fmt.Errorf("%w\nSee '%s --help'.", err, cmd.CommandPath())
 	})
 	f := root.PersistentFlags()
-	f.StringVarP(&c.host, "host", "H", "", "manager to talk to: unix:///path or tcp://HOST:PORT (default $"+client.HostEnv+", else "+client.DefaultHost+")")
-	f.StringVar(&c.tlsDir, "tls-dir", "", "directory holding ca.crt, client.crt and client.key for tcp:// hosts (default $"+client.TLSDirEnv+", else ~/.warren/tls)")
+	f.StringVarP(&c.host, "host", "H", "", "managers to talk to, separated by commas: unix:///path or tcp://HOST:PORT; when one is down the next answers (default $"+client.HostEnv+", else "+client.DefaultHost+")")
+	f.StringVar(&c.tlsDir, "tls-dir", "", "directory holding ca.crt, client.crt and client.key for tcp:// hosts (default $"+client.TLSDirEnv+", else ~/.warren/tls); the managers learnt are kept in "+client.ManagersFileName+" beside it")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newServiceCmd(c), newNodeCmd(c), newClusterCmd(c), newImageCmd(c), newVersionCmd(c), newLogsCmd(c), newLogDriverCmd(c), newExecCmd(c), newNetworkCmd(c))
 	return root

@@ -26,6 +26,9 @@ type Config struct {
 	// existing cluster (a manager token) instead of creating one.
 	JoinAddr  string
 	JoinToken string
+	// ForceNewCluster makes this manager the only Raft member, keeping the
+	// state: recovery when a majority of managers is lost for good.
+	ForceNewCluster bool
 	// RaftAddr is where the Raft transport listens (mutual TLS, managers only).
 	RaftAddr string
 	// RESTAddr serves the JSON gateway over mutual TLS; empty disables it.
@@ -56,6 +59,11 @@ type Config struct {
 	RaftElection      time.Duration
 	RaftLeaderLease   time.Duration
 	SnapshotThreshold uint64
+	// RaftTrailingLogs is how many entries a snapshot leaves in the log
+	// for slow followers (hashicorp/raft's 10240 by default).
+	RaftTrailingLogs uint64
+	// RaftSnapshotInterval is how often the threshold is checked (2 min).
+	RaftSnapshotInterval time.Duration
 }
 
 // DefaultConfig returns the production defaults.

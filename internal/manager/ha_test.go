@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/warren-project/warren/internal/runtime/fake"
 	"github.com/warren-project/warren/internal/state"
 	"github.com/warren-project/warren/internal/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // joinManagers starts n managers: the first makes the cluster, the others
@@ -83,6 +86,15 @@ func TestThreeManagersFailover(t *testing.T) {
 		})
 	}
 
+	// Logs need the nodes' sessions, which the leader holds: a follower
+	// relays the call.
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := follower.localClient(t).Logs(lctx, &api.LogsRequest{Service: "web"}, func(*api.LogMessage) error { return nil })
+	lcancel()
+	if err != nil {
+		t.Fatalf("logs through a follower: %v", err)
+	}
+
 	killed := time.Now()
 	leader.stop()
 	var rest []*testManager
@@ -123,4 +135,94 @@ func TestThreeManagersFailover(t *testing.T) {
 		})
 		return n == 6
 	})
+}
+
+// With two of three managers gone, the survivor still answers reads, and
+// refuses writes quickly, saying how many managers it takes.
+func TestQuorumLossFailsWritesFast(t *testing.T) {
+	ms := joinManagers(t, 3)
+	survivor := ms[2]
+	createService(t, survivor.localClient(t), "before", 1)
+	ms[0].stop()
+	ms[1].stop()
+	c := survivor.localClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.ListServices(ctx, &api.ListServicesRequest{}); err != nil {
+		t.Fatalf("a read without quorum: %v", err)
+	}
+	start := time.Now()
+	_, err := c.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+		Name: "after", Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox"}},
+	}})
+	took := time.Since(start)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "2 of the 3 managers") {
+		t.Fatalf("a write without quorum: %v; want Unavailable saying 2 of the 3 managers are needed", err)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("the write took %v to fail", took)
+	}
+	t.Logf("a write without quorum failed in %v: %v", took.Round(time.Millisecond), err)
+}
+
+// After losing two of three managers for good, the survivor restarted
+// with ForceNewCluster leads alone, with the state it had.
+func TestForceNewClusterKeepsState(t *testing.T) {
+	ms := joinManagers(t, 3)
+	survivor := ms[2]
+	svc := createService(t, survivor.localClient(t), "kept", 1)
+	for _, m := range ms {
+		m.stop()
+	}
+	again := startManagerWith(t, survivor.dir, survivor.exec, func(c *Config) { c.ForceNewCluster = true })
+	if !again.raft.IsLeader() || len(again.raft.Info().GetServers()) != 1 {
+		t.Fatalf("after --force-new-cluster: leader %v, servers %v; want the only member, leading", again.raft.IsLeader(), again.raft.Info().GetServers())
+	}
+	c := again.localClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.GetService(ctx, &api.GetServiceRequest{Service: svc.GetId()}); err != nil {
+		t.Fatalf("the service made before: %v", err)
+	}
+	createService(t, c, "new", 1)
+}
+
+// A manager joining a cluster whose log was compacted installs the
+// leader's snapshot, and holds the whole state.
+func TestJoinInstallsSnapshot(t *testing.T) {
+	exec := fake.New()
+	exec.AddImage(image)
+	first := startManagerWith(t, shortDir(t), exec, func(c *Config) {
+		c.SnapshotThreshold, c.RaftTrailingLogs, c.RaftSnapshotInterval = 32, 8, 200*time.Millisecond
+	})
+	c := first.localClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 80 {
+		if _, err := c.CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+			Name: fmt.Sprintf("s%d", i),
+			Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{}},
+			Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: "busybox", Network: "host"}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 30*time.Second, "a snapshot on the first manager", func() bool {
+		return first.raft.Info().GetLastSnapshotIndex() > 0
+	})
+	tok, err := c.GetJoinToken(ctx, &api.GetJoinTokenRequest{Role: api.NodeRole_NODE_ROLE_MANAGER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startManagerWith(t, shortDir(t), fake.New(), func(cfg *Config) {
+		cfg.JoinAddr, cfg.JoinToken = tok.GetManagerAddrs()[0], tok.GetToken()
+	})
+	if got := second.raft.Info().GetLastSnapshotIndex(); got == 0 {
+		t.Errorf("the joined manager has no snapshot: it replayed the log instead")
+	}
+	var n int
+	second.store.View(func(tx state.ReadTx) { n = len(tx.ListServices()) })
+	if n != 80 {
+		t.Fatalf("the joined manager holds %d services, want 80", n)
+	}
 }

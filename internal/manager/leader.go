@@ -32,8 +32,16 @@ var errNoLeaderKnown = errors.New("no leader known")
 
 // get returns a connection to the current leader.
 func (l *leaderConn) get(ctx context.Context) (*grpc.ClientConn, error) {
-	if err := l.m.raft.WaitForLeader(ctx); err != nil {
-		return nil, err
+	// An election takes a few election timeouts at most; past that, quorum
+	// is lost and the write fails at once rather than hang the client.
+	wctx, cancel := context.WithTimeout(ctx, l.m.electionWait())
+	err := l.m.raft.WaitForLeader(wctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, l.m.raft.ErrQuorum()
 	}
 	addr, err := l.waitLeaderAPI(ctx)
 	if err != nil {
@@ -89,12 +97,13 @@ func (l *leaderConn) leaderAPI() (string, error) {
 func (l *leaderConn) waitLeaderAPI(ctx context.Context) (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		seen := l.m.store.Index()
 		addr, err := l.leaderAPI()
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			return addr, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		l.m.store.WaitForIndex(wctx, l.m.store.Index())
+		l.m.store.WaitForIndex(wctx, seen)
 		cancel()
 	}
 }
@@ -110,3 +119,26 @@ func (l *leaderConn) forget() {
 }
 
 func (l *leaderConn) close() { l.forget() }
+
+// electionWait is how long a manager waits for a leader before it calls
+// quorum lost: a few election timeouts.
+func (m *Manager) electionWait() time.Duration {
+	e := m.cfg.RaftElection
+	if e <= 0 {
+		e = time.Second // hashicorp/raft's default
+	}
+	return max(5*e, 2*time.Second)
+}
+
+// Control is the leader's API for a call that must run there (logs,
+// exec), or nil when this manager leads.
+func (l *leaderConn) Control(ctx context.Context) (api.ControlClient, error) {
+	if l.m.raft.IsLeader() {
+		return nil, nil
+	}
+	conn, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewControlClient(conn), nil
+}

@@ -38,6 +38,7 @@ type Manager struct {
 
 	inproc            *inProcess
 	leader            *leaderConn
+	probes            peerProbes // when the other managers last answered (peers.go)
 	leaderCh          chan bool
 	tcpAddr, restAddr net.Addr
 	ready             chan struct{}
@@ -123,6 +124,7 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startLeading(ctx, onStop)
+	m.startPeerProbes(ctx, onStop)
 	if err := m.startAgent(ctx, onStop); err != nil {
 		return err
 	}
@@ -183,8 +185,10 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 		ServerTLS: ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true),
 		ClientTLS: func(name string) *tls.Config { return ca.ClientTLSConfig(pool, m.creds.Cert.Certificate, name) },
 		FSM:       &state.FSM{Store: m.store}, Logger: m.cfg.Logger, LeaderNotify: leaderCh, Forward: m.forward,
+		ForceNewCluster: m.cfg.ForceNewCluster, RecoverFSM: &state.FSM{Store: state.NewMemoryStore(nil)},
 		HeartbeatTimeout: m.cfg.RaftHeartbeat, ElectionTimeout: m.cfg.RaftElection,
-		LeaderLeaseTimeout: m.cfg.RaftLeaderLease, SnapshotThreshold: m.cfg.SnapshotThreshold,
+		LeaderLeaseTimeout: m.cfg.RaftLeaderLease, SnapshotThreshold: m.cfg.SnapshotThreshold, TrailingLogs: m.cfg.RaftTrailingLogs,
+		SnapshotInterval: m.cfg.RaftSnapshotInterval,
 	}, m.creds.Founder)
 	if err != nil {
 		return err
@@ -219,12 +223,15 @@ func (m *Manager) waitReplicated(ctx context.Context) error {
 		return nil
 	}
 	for {
+		// The index is read before the check: a write landing in between
+		// must still wake the wait.
+		seen := m.store.Index()
 		var ok bool
 		m.store.View(func(tx state.ReadTx) { ok = tx.GetCluster() != nil && tx.GetNode(m.creds.NodeID) != nil })
 		if ok {
 			return nil
 		}
-		if m.store.WaitForIndex(ctx, m.store.Index()); ctx.Err() != nil {
+		if m.store.WaitForIndex(ctx, seen); ctx.Err() != nil {
 			return fmt.Errorf("the cluster's state did not reach this manager: %w", ctx.Err())
 		}
 	}

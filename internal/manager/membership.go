@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -53,8 +54,11 @@ func (s *membership) Propose(ctx context.Context, req *api.ProposeRequest) (*api
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", raftnode.ErrNotLeader)
 	}
 	index, err := s.m.raft.ProposeLocal(ctx, req.GetCommand())
-	if errors.Is(err, raftnode.ErrNoLeader) {
+	switch {
+	case errors.Is(err, raftnode.ErrNoLeader):
 		return nil, status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, raftnode.ErrMaybeApplied):
+		return nil, status.Error(codes.Unknown, err.Error())
 	}
 	resp := &api.ProposeResponse{Index: index}
 	if err != nil {
@@ -108,40 +112,63 @@ func storeError(resp *api.ProposeResponse) error {
 }
 
 // forward is the Raft Forwarder: it sends a follower's write to the
-// leader, looking the leader up again when it moved.
+// leader. When the leader does not answer it waits for another to be
+// elected, and past a few election timeouts it reports quorum lost,
+// rather than hang the caller.
 func (m *Manager) forward(ctx context.Context, cmd *api.StoreCommand) (uint64, error) {
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
+	deadline := time.Now().Add(m.electionWait())
+	for {
 		if m.raft.IsLeader() {
 			return m.raft.ProposeLocal(ctx, cmd)
 		}
+		tried := m.raft.LeaderID()
 		c, err := m.leader.client(ctx)
 		if err != nil {
+			if errors.Is(err, raftnode.ErrNoLeader) || ctx.Err() != nil {
+				return 0, err
+			}
 			return 0, fmt.Errorf("%w: %v", raftnode.ErrNoLeader, err)
 		}
 		resp, err := c.Propose(ctx, &api.ProposeRequest{Command: cmd})
 		if err == nil {
-			if serr := storeError(resp); serr != nil {
-				return resp.GetIndex(), serr
-			}
-			// Read-your-writes: return once this store applied the entry.
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if got := m.store.WaitForIndex(wctx, resp.GetIndex()-1); got < resp.GetIndex() {
-				return resp.GetIndex(), fmt.Errorf("the leader applied entry %d, but this manager has not yet: %w", resp.GetIndex(), wctx.Err())
-			}
-			return resp.GetIndex(), nil
+			return resp.GetIndex(), m.appliedHere(ctx, resp)
 		}
-		last = err
-		if code := status.Code(err); code != codes.FailedPrecondition && code != codes.Unavailable {
+		if !neverApplied(err) {
+			if status.Code(err) == codes.Unavailable {
+				// The leader may have taken it before the connection broke.
+				return 0, fmt.Errorf("%w: the leader (%s) stopped answering: %v", raftnode.ErrMaybeApplied, tried, status.Convert(err).Message())
+			}
 			return 0, err
 		}
+		// The leader is gone or moved: look it up again once Raft has
+		// noticed, until a new one answers or the wait runs out.
 		m.leader.forget()
-		if err := m.raft.WaitForLeader(ctx); err != nil {
-			break
+		if time.Now().After(deadline) {
+			if m.raft.LeaderID() == "" {
+				return 0, m.raft.ErrQuorum()
+			}
+			return 0, fmt.Errorf("%w: the leader (%s) does not answer", raftnode.ErrNoLeader, tried)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return 0, fmt.Errorf("%w: forwarding to the leader failed: %v", raftnode.ErrNoLeader, last)
+}
+
+// appliedHere returns the store's error for a forwarded write, or waits
+// until this manager applied it too (read-your-writes).
+func (m *Manager) appliedHere(ctx context.Context, resp *api.ProposeResponse) error {
+	if err := storeError(resp); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if got := m.store.WaitForIndex(wctx, resp.GetIndex()-1); got < resp.GetIndex() {
+		return fmt.Errorf("the leader applied entry %d, but this manager has not yet: %w", resp.GetIndex(), wctx.Err())
+	}
+	return nil
 }
 
 // recordManagerStatus keeps this manager's Raft and API addresses in its
@@ -163,4 +190,49 @@ func (m *Manager) recordManagerStatus(ctx context.Context) error {
 		return fmt.Errorf("record this manager's addresses: %w", err)
 	}
 	return nil
+}
+
+// RemoveManager takes a manager out of the Raft membership, on the leader.
+func (s *membership) RemoveManager(ctx context.Context, req *api.RemoveManagerRequest) (*api.RemoveManagerResponse, error) {
+	if err := s.m.RemoveManager(ctx, req.GetNodeId()); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &api.RemoveManagerResponse{}, nil
+}
+
+// RemoveManager takes manager id out of the Raft membership: here when
+// this manager leads, through the leader otherwise.
+func (m *Manager) RemoveManager(ctx context.Context, id string) error {
+	if m.raft.IsLeader() {
+		if err := m.raft.RemoveServer(ctx, id); err != nil {
+			return err
+		}
+		m.log.Info("manager removed from Raft", "node.id", id)
+		return nil
+	}
+	c, err := m.leader.client(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = c.RemoveManager(ctx, &api.RemoveManagerRequest{NodeId: id})
+	return err
+}
+
+// neverApplied tells a forwarding failure that surely left the log alone
+// (the manager no longer leads, or no connection was made) from one where
+// the leader may have taken the write before the call broke.
+func neverApplied(err error) bool {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.FailedPrecondition:
+		return true // not the leader: it did not propose
+	case codes.Unavailable:
+		msg := st.Message()
+		for _, s := range []string{raftnode.ErrNoLeader.Error(), "connection refused", "Error while dialing", "no such host", "name resolver"} {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -113,10 +113,10 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		Archives: archives, ManagerNodeID: m.creds.NodeID, Sealer: sealer, ManagerAddrs: m.managerAddrs,
 	})
 	control := apiserver.New(apiserver.Config{
-		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raft.Info,
+		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raftInfo,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
 		ManagerAddrs: m.managerAddrs, CA: m.creds.CA, Sealer: sealer,
-		Logs: m.dispatcher, Exec: m.dispatcher, Mesh: m.dispatcher,
+		Logs: m.dispatcher, Exec: m.dispatcher, Mesh: m.dispatcher, Managers: m, Leader: m.leader,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)

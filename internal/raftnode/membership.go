@@ -18,6 +18,11 @@ import (
 // for it. A follower's Propose goes through it.
 type Forwarder func(ctx context.Context, cmd *api.StoreCommand) (index uint64, err error)
 
+// ErrMaybeApplied means a write's outcome is unknown: it was sent to the
+// log, then leadership moved before it committed, and the next leader may
+// still apply it. Callers must read before retrying.
+var ErrMaybeApplied = errors.New("the write may or may not have been applied")
+
 // ErrNotLeader is returned by leader-only calls on a follower.
 var ErrNotLeader = errors.New("this manager is not the Raft leader")
 
@@ -46,6 +51,11 @@ func (n *Node) ProposeLocal(ctx context.Context, cmd *api.StoreCommand) (uint64,
 // noLeader turns Raft's "cannot commit" errors into ErrNoLeader, with how
 // many managers it takes when quorum is what is missing.
 func (n *Node) noLeader(err error) error {
+	if errors.Is(err, raft.ErrLeadershipLost) {
+		// The entry may still commit under the next leader: retrying it
+		// blindly could apply it twice.
+		return fmt.Errorf("%w: leadership was lost while the write was in flight", ErrMaybeApplied)
+	}
 	if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) &&
 		!errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrRaftShutdown) {
 		return fmt.Errorf("raft: apply: %w", err)
@@ -133,4 +143,10 @@ func (n *Node) IsMember() bool {
 		}
 	}
 	return false
+}
+
+// ErrQuorum describes a write that cannot be made because no leader is
+// elected: how many managers it takes, and how many there are.
+func (n *Node) ErrQuorum() error {
+	return n.noLeader(raft.ErrNotLeader)
 }

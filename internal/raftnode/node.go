@@ -42,14 +42,21 @@ type Config struct {
 	LeaderNotify chan bool
 	// Forward, if set, sends a follower's writes to the leader.
 	Forward Forwarder
+	// ForceNewCluster rewrites the membership to this member alone, keeping
+	// the state: recovery after losing quorum for good. RecoverFSM is a
+	// scratch FSM the recovery replays the log into.
+	ForceNewCluster bool
+	RecoverFSM      raft.FSM
 
 	// Timing: hashicorp/raft's defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
-	// SnapshotThreshold is how many log entries make a snapshot.
+	// SnapshotThreshold is how many log entries make a snapshot, checked
+	// every SnapshotInterval.
 	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	ApplyTimeout      time.Duration
 }
@@ -131,12 +138,22 @@ func Start(cfg Config, bootstrap bool) (*Node, error) {
 	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NotifyCh = cfg.LeaderNotify
 
 	existing, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft: read state: %w", err)
+	}
+	if existing && cfg.ForceNewCluster {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.transport.LocalAddr()}}}
+		if err := raft.RecoverCluster(rc, cfg.RecoverFSM, logs, logs, snaps, n.transport, conf); err != nil {
+			return nil, fmt.Errorf("raft: force a new cluster: %w", err)
+		}
+		cfg.Logger.Warn("Raft membership reset to this manager alone; join other managers again with the manager token")
 	}
 	if !existing && bootstrap {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.transport.LocalAddr()}}}

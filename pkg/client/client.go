@@ -1,25 +1,21 @@
 // Package client is the Go client of Warren's Control API, shared by the
 // CLI and by programs that drive a cluster. It adds to the generated
 // api.ControlClient what every caller would otherwise write again: finding
-// the manager (WARREN_HOST, mutual TLS from a certificate directory), errors
-// a person can act on, failing fast when no manager answers, and waiting for
-// a service to converge.
+// the managers (WARREN_HOST, mutual TLS from a certificate directory),
+// failing over between them when one is down, errors a person can act on,
+// failing fast when no manager answers, and waiting for a service to
+// converge.
 package client
 
 import (
-	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/warren-project/warren/api"
 )
@@ -39,19 +35,41 @@ const (
 	defaultPollWait       = 30 * time.Second
 )
 
-// Client talks to one manager. Call the embedded api.ControlClient's
-// methods directly; their errors are already translated (see Error).
+// Client talks to the managers of one cluster. Call the embedded
+// api.ControlClient's methods directly; their errors are already translated
+// (see Error).
+//
+// A unary call goes to the manager that answered last. When that one is
+// unreachable, or answers Unavailable (it lost the quorum, say), the call is
+// tried once on each other manager in turn, and the client sticks to the
+// first that answers. A stream (Logs, Exec, ImportImage) starts on the first
+// manager that accepts it and is never moved: its end is the caller's to
+// handle.
+//
+// After its first successful call over tcp, the client asks that manager
+// for the cluster's managers (GetClusterInfo's manager_addrs, once per
+// Client) and fails over to them too; WithManagersFile keeps them for the
+// next process.
 type Client struct {
 	api.ControlClient
 
-	conn   *grpc.ClientConn
-	host   string
-	tlsDir string // where the certificates came from, for error messages
 	cfg    config
+	tlsDir string      // where the certificates came from, for error messages
+	tls    *tls.Config // the admin bundle; nil without tcp hosts
+	known  []string    // the managers read from cfg.managersFile
+
+	mu      sync.Mutex
+	hosts   []*host // given first (unix sockets first), then learnt
+	cur     *host   // the manager that answered last
+	all     []*host // every host ever used, to close
+	learned bool    // the managers were asked for (or need not be)
+	closed  bool
 }
 
 type config struct {
+	hosts          []string
 	tlsDir         string
+	managersFile   string
 	callTimeout    time.Duration
 	connectTimeout time.Duration
 	pollWait       time.Duration
@@ -62,12 +80,26 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
+// WithHosts adds managers to try after those of New's host argument, in
+// order. Each may be a comma-separated list, as in -H.
+func WithHosts(hosts ...string) Option {
+	return func(c *config) { c.hosts = append(c.hosts, hosts...) }
+}
+
 // WithTLSDir names the directory holding ca.crt, client.crt and client.key
 // for a tcp:// host. Empty means $WARREN_TLS_DIR, else ~/.warren/tls.
 func WithTLSDir(dir string) Option { return func(c *config) { c.tlsDir = dir } }
 
-// WithCallTimeout bounds each unary call whose context has no deadline
-// (default 30s). A blocking ListTasks gets its wait on top.
+// WithManagersFile keeps the managers the client learns in path (see
+// DefaultManagersFile), under the TLS directory's name, and tries the ones
+// kept there after the given hosts: a later client can then fail over even
+// when every host it was given is down. A corrupt file is ignored with a
+// warning and replaced at the next learning. It applies only when a tcp
+// host is given, since learnt managers are reached over tcp.
+func WithManagersFile(path string) Option { return func(c *config) { c.managersFile = path } }
+
+// WithCallTimeout bounds each attempt of a unary call whose context has no
+// deadline (default 30s). A blocking ListTasks gets its wait on top.
 func WithCallTimeout(d time.Duration) Option { return func(c *config) { c.callTimeout = d } }
 
 // WithConnectTimeout bounds one attempt to connect (default 5s).
@@ -80,16 +112,18 @@ func WithPollWait(d time.Duration) Option { return func(c *config) { c.pollWait 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithDialOptions adds gRPC dial options, after the client's own.
+// WithDialOptions adds gRPC dial options, after the client's own, to the
+// connection of every manager.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOpts = append(c.dialOpts, opts...) }
 }
 
-// New returns a client of the manager at host: "unix:///path" or
-// "tcp://host:port". Empty means $WARREN_HOST, else DefaultHost. It does not
-// connect: the first call does, and fails within the connect timeout when
-// no manager answers. Over tcp it uses mutual TLS; a missing certificate is
-// an error here.
+// New returns a client of the managers at host: "unix:///path" or
+// "tcp://host:port", or several separated by commas (more with WithHosts).
+// None means $WARREN_HOST, else DefaultHost. A unix socket, the local
+// manager, is tried first. New does not connect: the first call does, and
+// fails within the connect timeout per manager when none answers. Over tcp
+// it uses mutual TLS; a missing certificate is an error here.
 func New(host string, opts ...Option) (*Client, error) {
 	cfg := config{callTimeout: defaultCallTimeout, connectTimeout: defaultConnectTimeout, pollWait: defaultPollWait}
 	for _, o := range opts {
@@ -99,153 +133,81 @@ func New(host string, opts ...Option) (*Client, error) {
 		cfg.logger = slog.Default()
 	}
 	cfg.logger = cfg.logger.With("module", "client")
-	if host == "" {
-		host = os.Getenv(HostEnv)
-	}
-	if host == "" {
-		host = DefaultHost
-	}
-	ep, err := parseHost(host)
+	eps, err := resolveHosts([]string{host}, cfg.hosts)
 	if err != nil {
 		return nil, err
 	}
-	if ep.network == "tcp" && cfg.tlsDir == "" {
-		cfg.tlsDir = DefaultTLSDir()
-	}
-	creds, err := ep.credentials(&cfg)
-	if err != nil {
+	c := &Client{cfg: cfg}
+	if err := c.loadTLS(eps); err != nil {
 		return nil, err
 	}
-	c := &Client{host: ep.String(), tlsDir: cfg.tlsDir, cfg: cfg}
-	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: cfg.connectTimeout}),
-		// Fail a call at once when the manager is unreachable, instead of
-		// waiting for it to appear: a CLI user wants to know now.
-		grpc.WithDefaultCallOptions(grpc.WaitForReady(false)),
-		grpc.WithChainUnaryInterceptor(c.unaryInterceptor),
-		grpc.WithChainStreamInterceptor(c.streamInterceptor),
-	}, cfg.dialOpts...)
-	conn, err := grpc.NewClient(ep.target(), dialOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot use Warren manager address %s: %w", ep, err)
+	for _, ep := range eps {
+		h, err := c.newHost(ep, false)
+		if err != nil {
+			c.closeAll()
+			return nil, err
+		}
+		c.hosts = append(c.hosts, h)
 	}
-	c.conn = conn
-	c.ControlClient = api.NewControlClient(conn)
-	cfg.logger.Debug("client created", "host", c.host)
+	c.cur = c.hosts[0]
+	c.learned = c.tls == nil // nothing to learn without tcp
+	if c.tls != nil && cfg.managersFile != "" {
+		c.known = loadManagers(cfg.managersFile, c.tlsDir, cfg.logger)
+		c.addLearnt(c.known)
+	}
+	c.ControlClient = api.NewControlClient(router{c})
+	cfg.logger.Debug("client created", "hosts", c.Hosts())
 	return c, nil
 }
 
-// Host is the manager's address as the client uses it, with its scheme.
-func (c *Client) Host() string { return c.host }
-
-// Close releases the connection.
-func (c *Client) Close() error { return c.conn.Close() }
-
-// endpoint is a parsed host.
-type endpoint struct {
-	network string // "unix" or "tcp"
-	addr    string // socket path, or host:port
-}
-
-func (e endpoint) String() string {
-	if e.network == "unix" {
-		return "unix://" + e.addr
+// loadTLS reads the admin bundle when a host is tcp.
+func (c *Client) loadTLS(eps []endpoint) error {
+	var tcp []string
+	for _, ep := range eps {
+		if ep.network == "tcp" {
+			tcp = append(tcp, ep.String())
+		}
 	}
-	return "tcp://" + e.addr
-}
-
-func (e endpoint) target() string {
-	if e.network == "unix" {
-		return "unix://" + e.addr
+	if len(tcp) == 0 {
+		return nil
 	}
-	// passthrough hands host:port to the dialer as it is, so the name is
-	// resolved by the system resolver at each connect.
-	return "passthrough:///" + e.addr
-}
-
-func (e endpoint) credentials(cfg *config) (credentials.TransportCredentials, error) {
-	if e.network == "unix" {
-		// The socket is root-only: file permissions are its authentication.
-		return insecure.NewCredentials(), nil
+	if c.cfg.tlsDir == "" {
+		c.cfg.tlsDir = DefaultTLSDir()
 	}
-	hostname, _, _ := net.SplitHostPort(e.addr)
-	tlsCfg, err := loadTLS(cfg.tlsDir, hostname)
+	c.tlsDir = c.cfg.tlsDir
+	cfg, err := loadTLS(c.tlsDir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot use mutual TLS for %s: %w", e, err)
+		return fmt.Errorf("cannot use mutual TLS for %s: %w", strings.Join(tcp, ", "), err)
 	}
-	return credentials.NewTLS(tlsCfg), nil
+	c.tls = cfg
+	return nil
 }
 
-// DefaultTLSDir is $WARREN_TLS_DIR, else ~/.warren/tls.
-func DefaultTLSDir() string {
-	if d := os.Getenv(TLSDirEnv); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = "/root"
-	}
-	return filepath.Join(home, ".warren", "tls")
+// Host is the address of the manager the client uses now (the one that
+// answered last, else the first one), with its scheme.
+func (c *Client) Host() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.ep.String()
 }
 
-func parseHost(host string) (endpoint, error) {
-	bad := func(why string) (endpoint, error) {
-		return endpoint{}, fmt.Errorf("invalid Warren host %q: %s; use unix:///path/to/warren.sock or tcp://HOST:PORT", host, why)
+// Hosts are the managers the client knows, with their schemes, in the
+// order a client that knows nothing of them would try them: the given hosts
+// first, then the learnt ones.
+func (c *Client) Hosts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.hosts))
+	for i, h := range c.hosts {
+		out[i] = h.ep.String()
 	}
-	scheme, rest, ok := strings.Cut(host, "://")
-	if !ok {
-		// Forgive a bare path or host:port: the meaning is plain.
-		scheme, rest = "tcp", host
-		if strings.HasPrefix(host, "/") {
-			scheme = "unix"
-		}
-	}
-	switch scheme {
-	case "unix":
-		if !strings.HasPrefix(rest, "/") {
-			return bad("the socket path must be absolute")
-		}
-		return endpoint{network: "unix", addr: rest}, nil
-	case "tcp":
-		rest = strings.TrimSuffix(rest, "/")
-		if rest == "" || strings.Contains(rest, "/") {
-			return bad("expected HOST:PORT after tcp://")
-		}
-		if _, _, err := net.SplitHostPort(rest); err != nil {
-			rest = net.JoinHostPort(strings.Trim(rest, "[]"), DefaultPort)
-		}
-		return endpoint{network: "tcp", addr: rest}, nil
-	}
-	return bad("unknown scheme " + scheme)
+	return out
 }
 
-// callTimeout is the deadline for one unary call: the configured timeout,
-// plus the server-side wait of a blocking query.
-func (c *Client) callTimeout(req any) time.Duration {
-	d := c.cfg.callTimeout
-	if r, ok := req.(*api.ListTasksRequest); ok && r.GetWait() != nil {
-		d += r.GetWait().AsDuration()
-	}
-	return d
-}
-
-func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if _, ok := ctx.Deadline(); !ok && c.cfg.callTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.callTimeout(req))
-		defer cancel()
-	}
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	if err != nil {
-		c.cfg.logger.Debug("call failed", "method", method, "err", err)
-	}
-	return c.translate(err)
-}
-
-// streamInterceptor translates the error of opening a stream; ImportImage
-// translates the errors of its sends and receives itself.
-func (c *Client) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	s, err := streamer(ctx, desc, cc, method, opts...)
-	return s, c.translate(err)
+// Close releases the connections; calls after it fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return c.closeAll()
 }

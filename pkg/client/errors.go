@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -40,7 +41,14 @@ func (e *Error) Unwrap() error {
 // error that carries none).
 func Code(err error) codes.Code { return status.Code(err) }
 
+// translate translates err naming the manager in use now. Errors of the
+// client's calls and streams are translated already, and pass unchanged.
 func (c *Client) translate(err error) error {
+	return c.translateOn(c.Host(), err)
+}
+
+// translateOn translates an error from the manager at host.
+func (c *Client) translateOn(host string, err error) error {
 	var done *Error
 	if err == nil || errors.As(err, &done) {
 		return err
@@ -49,30 +57,30 @@ func (c *Client) translate(err error) error {
 	if !ok {
 		return err
 	}
-	return &Error{Code: st.Code(), Msg: c.message(st), status: st}
+	return &Error{Code: st.Code(), Msg: c.message(host, st), status: st}
 }
 
-func (c *Client) message(st *status.Status) string {
+func (c *Client) message(host string, st *status.Status) string {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition:
 		return msg // the server's words are meant for the user
 	case codes.Unavailable:
 		if isTransportFailure(msg) {
-			return c.unreachable(msg)
+			return c.unreachable(host, msg)
 		}
 		return "the Warren manager cannot serve this now: " + msg
 	case codes.DeadlineExceeded:
 		if isTransportFailure(msg) {
-			return c.unreachable(msg)
+			return c.unreachable(host, msg)
 		}
-		return fmt.Sprintf("the Warren manager at %s did not answer in time: %s", c.host, msg)
+		return fmt.Sprintf("the Warren manager at %s did not answer in time: %s", host, msg)
 	case codes.Canceled:
 		return "canceled: " + msg
 	case codes.PermissionDenied, codes.Unauthenticated:
-		return fmt.Sprintf("the Warren manager at %s refused this call: %s", c.host, msg)
+		return fmt.Sprintf("the Warren manager at %s refused this call: %s", host, msg)
 	case codes.Unimplemented:
-		return fmt.Sprintf("the Warren manager at %s does not support this call (%s): is it older than this client?", c.host, msg)
+		return fmt.Sprintf("the Warren manager at %s does not support this call (%s): is it older than this client?", host, msg)
 	}
 	return fmt.Sprintf("%s (%s)", msg, st.Code())
 }
@@ -88,16 +96,24 @@ func isTransportFailure(msg string) bool {
 	return false
 }
 
-func (c *Client) unreachable(msg string) string {
-	if _, tlsErr, ok := strings.Cut(msg, "authentication handshake failed: "); ok {
-		return fmt.Sprintf("cannot reach the Warren manager at %s: TLS handshake failed: %s; check the certificates in %s (or choose another directory with --tls-dir or %s)",
-			c.host, strings.TrimSuffix(tlsErr, `"`), c.tlsDir, TLSDirEnv)
+func (c *Client) unreachable(host, msg string) string {
+	if tlsErr, ok := tlsFailure(msg); ok {
+		return fmt.Sprintf("cannot reach the Warren manager at %s: TLS handshake failed: %s; %s", host, tlsErr, c.checkCerts())
 	}
 	advice := "is a manager listening there?"
-	if strings.HasPrefix(c.host, "unix://") {
+	if strings.HasPrefix(host, "unix://") {
 		advice = `is "warren cluster init" running?`
 	}
-	return fmt.Sprintf("cannot reach the Warren manager at %s: %s; %s Use -H or %s to choose another", c.host, reason(msg), advice, HostEnv)
+	return fmt.Sprintf("cannot reach the Warren manager at %s: %s; %s Use -H or %s to choose another", host, reason(msg), advice, HostEnv)
+}
+
+func tlsFailure(msg string) (string, bool) {
+	_, tlsErr, ok := strings.Cut(msg, "authentication handshake failed: ")
+	return strings.TrimSuffix(tlsErr, `"`), ok
+}
+
+func (c *Client) checkCerts() string {
+	return fmt.Sprintf("check the certificates in %s (or choose another directory with --tls-dir or %s)", c.tlsDir, TLSDirEnv)
 }
 
 // reason turns a transport message into a short cause.
@@ -117,4 +133,78 @@ func reason(msg string) string {
 		msg = msg[i+len("Error while dialing: "):]
 	}
 	return strings.TrimSuffix(msg, `"`)
+}
+
+// allFailed is the error of a call that no manager served. With one
+// manager it is that manager's error; with several it names, in one line,
+// each manager and what it said (managers that said the same grouped), and
+// what to do. Its code is Unavailable.
+func (c *Client) allFailed(failed []failure) error {
+	if len(failed) == 1 {
+		return c.translateOn(failed[0].host, failed[0].err)
+	}
+	type group struct {
+		reason string
+		hosts  []string
+	}
+	var groups []*group
+	kinds := map[failureKind]bool{}
+	for _, f := range failed {
+		r, kind := shortReason(f.err)
+		kinds[kind] = true
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.reason == r })
+		if i < 0 {
+			groups = append(groups, &group{reason: r})
+			i = len(groups) - 1
+		}
+		groups[i].hosts = append(groups[i].hosts, f.host)
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = fmt.Sprintf("%s (%s)", hostList(g.hosts), g.reason)
+	}
+	head := "cannot reach any Warren manager"
+	if kinds[failedServing] {
+		head = "no Warren manager can serve this now"
+	}
+	msg := fmt.Sprintf("%s: %s; %s", head, strings.Join(parts, "; "), c.allFailedAdvice(kinds))
+	return &Error{Code: codes.Unavailable, Msg: msg, status: status.New(codes.Unavailable, msg)}
+}
+
+// failureKind is how a manager failed a call that then moved on.
+type failureKind int
+
+const (
+	failedConnect failureKind = iota // unreachable
+	failedTLS                        // reached, but the handshake failed
+	failedServing                    // answered that it cannot serve now
+)
+
+// shortReason is what one manager said, in a few words.
+func shortReason(err error) (string, failureKind) {
+	st, _ := status.FromError(err)
+	msg := st.Message()
+	switch {
+	case st.Code() == codes.Canceled:
+		return "connection closed", failedConnect
+	case !isTransportFailure(msg) && st.Code() == codes.Unavailable:
+		return "answered: " + msg, failedServing
+	}
+	if tlsErr, ok := tlsFailure(msg); ok {
+		return "TLS handshake failed: " + tlsErr, failedTLS
+	}
+	return reason(msg), failedConnect
+}
+
+func (c *Client) allFailedAdvice(kinds map[failureKind]bool) string {
+	var advice []string
+	if kinds[failedServing] {
+		advice = append(advice, "a cluster serves while a majority of its managers run: start the ones that are down")
+	} else if kinds[failedConnect] {
+		advice = append(advice, "check that the managers are running")
+	}
+	if kinds[failedTLS] {
+		advice = append(advice, c.checkCerts())
+	}
+	return strings.Join(advice, "; ") + ", or use -H or " + HostEnv + " to choose others"
 }

@@ -16,9 +16,9 @@ const (
 	KeyFile  = "client.key"
 )
 
-// loadTLS reads an admin's certificate and the cluster CA from dir, and
-// checks the manager's certificate against serverName.
-func loadTLS(dir, serverName string) (*tls.Config, error) {
+// loadTLS reads an admin's certificate and the cluster CA from dir. Each
+// manager's connection sets the name its certificate must carry.
+func loadTLS(dir string) (*tls.Config, error) {
 	hint := fmt.Sprintf("put the cluster's %s, %s and %s in %s, or choose another directory with --tls-dir or %s", CAFile, CertFile, KeyFile, dir, TLSDirEnv)
 	caPEM, err := os.ReadFile(filepath.Join(dir, CAFile))
 	if err != nil {
@@ -36,6 +36,5 @@ func loadTLS(dir, serverName string) (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS13,
 		RootCAs:      pool,
 		Certificates: []tls.Certificate{cert},
-		ServerName:   serverName,
 	}, nil
 }

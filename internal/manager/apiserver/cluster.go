@@ -40,6 +40,9 @@ func (s *Server) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*a
 	if s.cfg.Raft != nil {
 		resp.Raft = s.cfg.Raft()
 	}
+	if s.cfg.ManagerAddrs != nil {
+		resp.ManagerAddrs = s.cfg.ManagerAddrs()
+	}
 	return resp, nil
 }
 

@@ -37,6 +37,12 @@ func (s *Server) Exec(stream api.Control_ExecServer) error {
 	if err != nil {
 		return err
 	}
+	if leader, err := s.leaderControl(stream.Context()); err != nil || leader != nil {
+		if err != nil {
+			return toStatus(err)
+		}
+		return proxyExec(leader, first, stream)
+	}
 	start := first.GetStart()
 	switch {
 	case start == nil:

@@ -62,6 +62,12 @@ func (t logTarget) list(tx state.ReadTx) []*api.Task {
 // returns InvalidArgument without a service or task, NotFound for an
 // unknown one, and Unavailable when this manager cannot reach the nodes.
 func (s *Server) Logs(req *api.LogsRequest, stream api.Control_LogsServer) error {
+	if leader, err := s.leaderControl(stream.Context()); err != nil || leader != nil {
+		if err != nil {
+			return toStatus(err)
+		}
+		return proxyLogs(leader, req, stream)
+	}
 	if s.cfg.Logs == nil {
 		return status.Error(codes.Unavailable, "this manager cannot reach the nodes for logs")
 	}

@@ -105,6 +105,9 @@ func validateNodeLabels(labels map[string]string) error {
 // Codes: NotFound, FailedPrecondition (a manager; a READY node without force).
 func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
 	ref := req.GetNode()
+	if err := s.removeManager(ctx, ref); err != nil {
+		return nil, toStatus(err)
+	}
 	var removed *api.Node
 	// The checks run inside the write, so a node cannot come up between
 	// being found down and being deleted.
@@ -127,12 +130,37 @@ func (s *Server) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*a
 	return &api.RemoveNodeResponse{}, nil
 }
 
-// checkRemovable refuses managers always (Raft membership must shrink
-// first) and a node that is up unless forced (it would keep running
-// containers nobody manages).
+// removeManager takes a manager that is down out of the Raft membership
+// before its node is deleted: a dead manager left in the membership
+// counts against quorum forever. A manager that is up is refused: it
+// would keep acting as one.
+func (s *Server) removeManager(ctx context.Context, ref string) error {
+	var n *api.Node
+	var err error
+	s.cfg.Store.View(func(tx state.ReadTx) { n, err = tx.LookupNode(ref) })
+	if err != nil || n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+		return err // a worker, or not found: RemoveNode says so
+	}
+	switch {
+	case n.GetId() == s.cfg.ManagerNodeID:
+		return precondition("node %s is the manager answering this call: remove it from another manager, once it is stopped", ref)
+	case n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY:
+		return precondition("node %s is a manager that is up: stop warren there first, then remove it (the other managers keep quorum)", ref)
+	case s.cfg.Managers == nil:
+		return precondition("node %s is a manager and this server cannot change the Raft membership", ref)
+	}
+	if err := s.cfg.Managers.RemoveManager(ctx, n.GetId()); err != nil {
+		return fmt.Errorf("take manager %s out of Raft: %w", ref, err)
+	}
+	return nil
+}
+
+// checkRemovable refuses this manager, and a node that is up unless forced
+// (it would keep running containers nobody manages). A manager node got
+// here only once out of Raft (removeManager).
 func (s *Server) checkRemovable(n *api.Node, ref string, force bool) error {
-	if n.GetId() == s.cfg.ManagerNodeID || n.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
-		return precondition("node %s is a manager: demote it first", ref)
+	if n.GetId() == s.cfg.ManagerNodeID {
+		return precondition("node %s is the manager answering this call", ref)
 	}
 	if n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY && !force {
 		return precondition("node %s is up and running tasks: drain it (`warren node update --availability drain %s`) and stop warren there first, or use --force", ref, ref)

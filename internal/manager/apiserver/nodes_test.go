@@ -167,7 +167,7 @@ func TestRemoveNode(t *testing.T) {
 		want  string
 	}{
 		{"ready without force", "worker-1", false, codes.FailedPrecondition, "warren node update --availability drain worker-1"},
-		{"this manager", "manager-1", true, codes.FailedPrecondition, "node manager-1 is a manager: demote it first"},
+		{"this manager", "manager-1", true, codes.FailedPrecondition, "node manager-1 is the manager answering this call"},
 		{"unknown", "nope", true, codes.NotFound, "nope"},
 		{"ready with force", "worker-1", true, codes.OK, ""},
 		{"down", "worker-2", false, codes.OK, ""},
@@ -195,16 +195,45 @@ func TestRemoveNode(t *testing.T) {
 	}
 }
 
-func TestRemoveAnotherManagerRefused(t *testing.T) {
+type fakeMembership struct{ removed []string }
+
+func (f *fakeMembership) RemoveManager(_ context.Context, id string) error {
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+// A manager that is down leaves Raft, then the state; one that is up, and
+// the answering manager itself, are refused.
+func TestRemoveManager(t *testing.T) {
 	s, store, _ := newAdminServer(t)
+	raft := &fakeMembership{}
+	s.cfg.Managers = raft
 	ctx := context.Background()
 	if err := store.Update(ctx, func(tx state.Tx) error {
-		n := testNode("mgr0000000000000000000002", "manager-2", api.NodeRole_NODE_ROLE_MANAGER)
-		n.Status.State = api.NodeState_NODE_STATE_DOWN
-		return tx.Create(n)
+		down := testNode("mgr0000000000000000000002", "manager-2", api.NodeRole_NODE_ROLE_MANAGER)
+		down.Status.State = api.NodeState_NODE_STATE_DOWN
+		up := testNode("mgr0000000000000000000003", "manager-3", api.NodeRole_NODE_ROLE_MANAGER)
+		up.Status.State = api.NodeState_NODE_STATE_READY
+		if err := tx.Create(down); err != nil {
+			return err
+		}
+		return tx.Create(up)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.RemoveNode(ctx, &api.RemoveNodeRequest{Node: "manager-2", Force: true})
-	wantCode(t, err, codes.FailedPrecondition, "demote it first")
+	_, err := s.RemoveNode(ctx, &api.RemoveNodeRequest{Node: "manager-3", Force: true})
+	wantCode(t, err, codes.FailedPrecondition, "stop warren there first")
+	_, err = s.RemoveNode(ctx, &api.RemoveNodeRequest{Node: "manager-1", Force: true})
+	wantCode(t, err, codes.FailedPrecondition, "the manager answering this call")
+	if _, err := s.RemoveNode(ctx, &api.RemoveNodeRequest{Node: "manager-2"}); err != nil {
+		t.Fatalf("remove the dead manager: %v", err)
+	}
+	if len(raft.removed) != 1 || raft.removed[0] != "mgr0000000000000000000002" {
+		t.Fatalf("Raft removals: %v, want the dead manager only", raft.removed)
+	}
+	store.View(func(tx state.ReadTx) {
+		if tx.GetNode("mgr0000000000000000000002") != nil {
+			t.Fatal("the dead manager's node is still stored")
+		}
+	})
 }

@@ -63,6 +63,16 @@ type Config struct {
 	// Mesh has the nodes' reports of their WireGuard peers: the
 	// dispatcher. nil shows no peers.
 	Mesh MeshSource
+	// Managers changes the Raft membership; nil refuses to remove managers.
+	Managers Membership
+	// Leader relays logs and exec to the leader from a follower; nil
+	// serves them here.
+	Leader Leader
+}
+
+// Membership changes the Raft membership: the manager.
+type Membership interface {
+	RemoveManager(ctx context.Context, nodeID string) error
 }
 
 // Server implements api.ControlServer.
@@ -119,6 +129,8 @@ func toStatus(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, raftnode.ErrNoLeader):
 		code = codes.Unavailable
+	case errors.Is(err, raftnode.ErrMaybeApplied):
+		code = codes.Unknown // not retried blindly: read the state first
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

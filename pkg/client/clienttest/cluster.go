@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
 )
@@ -59,20 +61,62 @@ func (f *Fake) GetNode(_ context.Context, req *api.GetNodeRequest) (*api.GetNode
 	return nil, status.Errorf(codes.NotFound, "node %s not found", req.GetNode())
 }
 
-// GetClusterInfo describes a one-manager cluster.
+// GetClusterInfo describes the cluster as node-1 sees it: node-1 leads,
+// and every manager node is a Raft voter (API on port 2377, Raft on
+// 2379), reachable unless SetManagerUnreachable said otherwise.
 func (f *Fake) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*api.GetClusterInfoResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	mgr := f.nodes[0]
+	raft := &api.RaftInfo{
+		State: "Leader", Term: 2, CommitIndex: f.index, AppliedIndex: f.index, LeaderId: mgr.GetId(), LeaderAddr: mgr.GetStatus().GetAddr() + ":2379",
+	}
+	now := time.Now()
+	for _, n := range f.nodes {
+		if n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+			continue
+		}
+		s := &api.RaftServer{
+			Id: n.GetId(), Addr: n.GetStatus().GetAddr() + ":2379", ApiAddr: n.GetStatus().GetAddr() + ":2377", Suffrage: "Voter",
+			Leader: n == mgr, Reachable: true, LastContact: timestamppb.New(now),
+		}
+		if last, ok := f.unreachable[n.GetId()]; ok {
+			s.Reachable, s.LastContact = false, timestamppb.New(last)
+		}
+		raft.Servers = append(raft.Servers, s)
+	}
 	return &api.GetClusterInfoResponse{
 		Cluster: &api.Cluster{Id: ClusterID, Name: "warren", CaFingerprint: "sha256:0123456789abcdef"},
-		Raft: &api.RaftInfo{
-			State: "Leader", Term: 2, CommitIndex: f.index, AppliedIndex: f.index, LeaderId: mgr.GetId(), LeaderAddr: mgr.GetStatus().GetAddr() + ":2377",
-			Servers: []*api.RaftServer{{Id: mgr.GetId(), Addr: mgr.GetStatus().GetAddr() + ":2377", Suffrage: "Voter"}},
-		},
-		Nodes: uint32(len(f.nodes)), Services: uint32(len(f.services)), Tasks: uint32(len(f.tasks)),
+		Raft:    raft,
+		Nodes:   uint32(len(f.nodes)), Services: uint32(len(f.services)), Tasks: uint32(len(f.tasks)),
 		ManagerNodeId: mgr.GetId(),
+		ManagerAddrs:  append([]string(nil), f.managerAddrs...),
 	}, nil
+}
+
+// SetManagerAddrs sets the managers' API addresses (host:port) that
+// GetClusterInfo names, for clients to fail over to.
+func (f *Fake) SetManagerAddrs(addrs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.managerAddrs = append([]string(nil), addrs...)
+}
+
+// SetManagerUnreachable makes GetClusterInfo report the manager with this
+// hostname unreachable, last heard from at lastContact.
+func (f *Fake) SetManagerUnreachable(hostname string, lastContact time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.nodes {
+		if n.GetDescription().GetHostname() == hostname {
+			if f.unreachable == nil {
+				f.unreachable = map[string]time.Time{}
+			}
+			f.unreachable[n.GetId()] = lastContact
+			return nil
+		}
+	}
+	return fmt.Errorf("no node %s", hostname)
 }
 
 // SetVersion sets what GetVersion answers.

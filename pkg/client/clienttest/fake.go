@@ -52,9 +52,11 @@ type Fake struct {
 	joinSecrets map[api.NodeRole]string
 	// knobs
 	rejects             map[string]string
+	managerAddrs        []string
 	updateConflicts     int
 	nodeUpdateConflicts int
 	version             *api.GetVersionResponse
+	unreachable         map[string]time.Time // manager node ID → its last contact
 }
 
 // New returns a fake with one ready manager node, "node-1".
@@ -91,7 +93,7 @@ func Start(t testing.TB, srv api.ControlServer) string {
 }
 
 // serve serves srv on lis until the test ends, recording calls to a Fake.
-func serve(t testing.TB, srv api.ControlServer, lis net.Listener, opts ...grpc.ServerOption) {
+func serve(t testing.TB, srv api.ControlServer, lis net.Listener, opts ...grpc.ServerOption) *grpc.Server {
 	if f, ok := srv.(*Fake); ok {
 		opts = append(opts, grpc.ChainUnaryInterceptor(f.recordUnary), grpc.ChainStreamInterceptor(f.recordStream))
 	}
@@ -99,6 +101,7 @@ func serve(t testing.TB, srv api.ControlServer, lis net.Listener, opts ...grpc.S
 	api.RegisterControlServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
+	return gs
 }
 
 func (f *Fake) recordUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

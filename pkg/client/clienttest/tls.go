@@ -2,11 +2,15 @@ package clienttest
 
 import (
 	"net"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/security/ca"
 )
 
@@ -16,7 +20,30 @@ import (
 // returns the host ("tcp://127.0.0.1:PORT").
 func StartTLS(t testing.TB, f *Fake) string {
 	t.Helper()
-	root := f.CA()
+	return ServeTLS(t, f, f.CA()).Host
+}
+
+// Server is a manager served on loopback with mutual TLS, which a test may
+// stop as a manager dies.
+type Server struct {
+	// Host is where it listens: "tcp://127.0.0.1:PORT".
+	Host string
+
+	gs   *grpc.Server
+	once sync.Once
+}
+
+// Stop closes the listener and every connection at once, as a crash does.
+// The port refuses connections afterwards.
+func (s *Server) Stop() { s.once.Do(s.gs.Stop) }
+
+// ServeTLS serves srv (a Fake, or any partial api.ControlServer) on a
+// loopback port with a manager certificate of root, requiring client
+// certificates of root, until Stop or the end of the test. Several servers
+// of one root (one Fake's CA) are managers of one cluster: an admin bundle
+// from WriteAdminBundle reaches them all.
+func ServeTLS(t testing.TB, srv api.ControlServer, root *ca.CA) *Server {
+	t.Helper()
 	certPEM, keyPEM, err := root.Issue("fake-manager", ca.RoleManager, ClusterID, 0, nil)
 	if err != nil {
 		t.Fatalf("clienttest: issue the manager certificate: %v", err)
@@ -30,6 +57,24 @@ func StartTLS(t testing.TB, f *Fake) string {
 		t.Fatalf("clienttest: listen on loopback: %v", err)
 	}
 	creds := credentials.NewTLS(ca.ServerTLSConfig(root.Pool(), pair.Certificate, true))
-	serve(t, f, lis, grpc.Creds(creds))
-	return "tcp://" + lis.Addr().String()
+	s := &Server{Host: "tcp://" + lis.Addr().String(), gs: serve(t, srv, lis, grpc.Creds(creds))}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// WriteAdminBundle writes an admin's ca.crt, client.crt and client.key of
+// root into dir, as `warren cluster ca issue-admin` does, and returns dir.
+func WriteAdminBundle(t testing.TB, root *ca.CA, dir string) string {
+	t.Helper()
+	certPEM, keyPEM, err := root.Issue("", ca.RoleAdmin, ClusterID, 0, nil)
+	if err != nil {
+		t.Fatalf("clienttest: issue an admin certificate: %v", err)
+	}
+	if err := ca.SaveKeyPair(dir, "client", certPEM, keyPEM); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), root.CertPEM(), 0o644); err != nil {
+		t.Fatalf("clienttest: %v", err)
+	}
+	return dir
 }
