@@ -79,7 +79,87 @@ func (x ProposeResponse_Error) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProposeResponse_Error.Descriptor instead.
 func (ProposeResponse_Error) EnumDescriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{5, 0}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{7, 0}
+}
+
+type ReadIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
+	mi := &file_warren_v1_raft_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexRequest) ProtoMessage() {}
+
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_raft_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{0}
+}
+
+type ReadIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadIndexResponse) Reset() {
+	*x = ReadIndexResponse{}
+	mi := &file_warren_v1_raft_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadIndexResponse) ProtoMessage() {}
+
+func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_raft_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReadIndexResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type AddManagerRequest struct {
@@ -92,7 +172,7 @@ type AddManagerRequest struct {
 
 func (x *AddManagerRequest) Reset() {
 	*x = AddManagerRequest{}
-	mi := &file_warren_v1_raft_proto_msgTypes[0]
+	mi := &file_warren_v1_raft_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +184,7 @@ func (x *AddManagerRequest) String() string {
 func (*AddManagerRequest) ProtoMessage() {}
 
 func (x *AddManagerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[0]
+	mi := &file_warren_v1_raft_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +197,7 @@ func (x *AddManagerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddManagerRequest.ProtoReflect.Descriptor instead.
 func (*AddManagerRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{0}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AddManagerRequest) GetNodeId() string {
@@ -142,7 +222,7 @@ type AddManagerResponse struct {
 
 func (x *AddManagerResponse) Reset() {
 	*x = AddManagerResponse{}
-	mi := &file_warren_v1_raft_proto_msgTypes[1]
+	mi := &file_warren_v1_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -154,7 +234,7 @@ func (x *AddManagerResponse) String() string {
 func (*AddManagerResponse) ProtoMessage() {}
 
 func (x *AddManagerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[1]
+	mi := &file_warren_v1_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -167,7 +247,7 @@ func (x *AddManagerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddManagerResponse.ProtoReflect.Descriptor instead.
 func (*AddManagerResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{1}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{3}
 }
 
 type RemoveManagerRequest struct {
@@ -179,7 +259,7 @@ type RemoveManagerRequest struct {
 
 func (x *RemoveManagerRequest) Reset() {
 	*x = RemoveManagerRequest{}
-	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	mi := &file_warren_v1_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +271,7 @@ func (x *RemoveManagerRequest) String() string {
 func (*RemoveManagerRequest) ProtoMessage() {}
 
 func (x *RemoveManagerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[2]
+	mi := &file_warren_v1_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +284,7 @@ func (x *RemoveManagerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveManagerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveManagerRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{2}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RemoveManagerRequest) GetNodeId() string {
@@ -222,7 +302,7 @@ type RemoveManagerResponse struct {
 
 func (x *RemoveManagerResponse) Reset() {
 	*x = RemoveManagerResponse{}
-	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	mi := &file_warren_v1_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +314,7 @@ func (x *RemoveManagerResponse) String() string {
 func (*RemoveManagerResponse) ProtoMessage() {}
 
 func (x *RemoveManagerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[3]
+	mi := &file_warren_v1_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +327,7 @@ func (x *RemoveManagerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveManagerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveManagerResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{3}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{5}
 }
 
 type ProposeRequest struct {
@@ -259,7 +339,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_warren_v1_raft_proto_msgTypes[4]
+	mi := &file_warren_v1_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +351,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[4]
+	mi := &file_warren_v1_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +364,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{4}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProposeRequest) GetCommand() *StoreCommand {
@@ -306,7 +386,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_warren_v1_raft_proto_msgTypes[5]
+	mi := &file_warren_v1_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +398,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_raft_proto_msgTypes[5]
+	mi := &file_warren_v1_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +411,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_raft_proto_rawDescGZIP(), []int{5}
+	return file_warren_v1_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProposeResponse) GetIndex() uint64 {
@@ -359,7 +439,10 @@ var File_warren_v1_raft_proto protoreflect.FileDescriptor
 
 const file_warren_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x14warren/v1/raft.proto\x12\twarren.v1\x1a\x15warren/v1/store.proto\"I\n" +
+	"\x14warren/v1/raft.proto\x12\twarren.v1\x1a\x15warren/v1/store.proto\"\x12\n" +
+	"\x10ReadIndexRequest\")\n" +
+	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"I\n" +
 	"\x11AddManagerRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\"\x14\n" +
@@ -381,12 +464,13 @@ const file_warren_v1_raft_proto_rawDesc = "" +
 	"\x14ERROR_ALREADY_EXISTS\x10\x03\x12\x13\n" +
 	"\x0fERROR_NOT_FOUND\x10\x04\x12\x11\n" +
 	"\rERROR_INVALID\x10\x05\x12\x0f\n" +
-	"\vERROR_OTHER\x10\x062\xf1\x01\n" +
+	"\vERROR_OTHER\x10\x062\xb9\x02\n" +
 	"\x0eRaftMembership\x12I\n" +
 	"\n" +
 	"AddManager\x12\x1c.warren.v1.AddManagerRequest\x1a\x1d.warren.v1.AddManagerResponse\x12R\n" +
 	"\rRemoveManager\x12\x1f.warren.v1.RemoveManagerRequest\x1a .warren.v1.RemoveManagerResponse\x12@\n" +
-	"\aPropose\x12\x19.warren.v1.ProposeRequest\x1a\x1a.warren.v1.ProposeResponseB*Z(github.com/warren-project/warren/api;apib\x06proto3"
+	"\aPropose\x12\x19.warren.v1.ProposeRequest\x1a\x1a.warren.v1.ProposeResponse\x12F\n" +
+	"\tReadIndex\x12\x1b.warren.v1.ReadIndexRequest\x1a\x1c.warren.v1.ReadIndexResponseB*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
 var (
 	file_warren_v1_raft_proto_rawDescOnce sync.Once
@@ -401,28 +485,32 @@ func file_warren_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_warren_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_warren_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_warren_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_warren_v1_raft_proto_goTypes = []any{
 	(ProposeResponse_Error)(0),    // 0: warren.v1.ProposeResponse.Error
-	(*AddManagerRequest)(nil),     // 1: warren.v1.AddManagerRequest
-	(*AddManagerResponse)(nil),    // 2: warren.v1.AddManagerResponse
-	(*RemoveManagerRequest)(nil),  // 3: warren.v1.RemoveManagerRequest
-	(*RemoveManagerResponse)(nil), // 4: warren.v1.RemoveManagerResponse
-	(*ProposeRequest)(nil),        // 5: warren.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 6: warren.v1.ProposeResponse
-	(*StoreCommand)(nil),          // 7: warren.v1.StoreCommand
+	(*ReadIndexRequest)(nil),      // 1: warren.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 2: warren.v1.ReadIndexResponse
+	(*AddManagerRequest)(nil),     // 3: warren.v1.AddManagerRequest
+	(*AddManagerResponse)(nil),    // 4: warren.v1.AddManagerResponse
+	(*RemoveManagerRequest)(nil),  // 5: warren.v1.RemoveManagerRequest
+	(*RemoveManagerResponse)(nil), // 6: warren.v1.RemoveManagerResponse
+	(*ProposeRequest)(nil),        // 7: warren.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 8: warren.v1.ProposeResponse
+	(*StoreCommand)(nil),          // 9: warren.v1.StoreCommand
 }
 var file_warren_v1_raft_proto_depIdxs = []int32{
-	7, // 0: warren.v1.ProposeRequest.command:type_name -> warren.v1.StoreCommand
+	9, // 0: warren.v1.ProposeRequest.command:type_name -> warren.v1.StoreCommand
 	0, // 1: warren.v1.ProposeResponse.error:type_name -> warren.v1.ProposeResponse.Error
-	1, // 2: warren.v1.RaftMembership.AddManager:input_type -> warren.v1.AddManagerRequest
-	3, // 3: warren.v1.RaftMembership.RemoveManager:input_type -> warren.v1.RemoveManagerRequest
-	5, // 4: warren.v1.RaftMembership.Propose:input_type -> warren.v1.ProposeRequest
-	2, // 5: warren.v1.RaftMembership.AddManager:output_type -> warren.v1.AddManagerResponse
-	4, // 6: warren.v1.RaftMembership.RemoveManager:output_type -> warren.v1.RemoveManagerResponse
-	6, // 7: warren.v1.RaftMembership.Propose:output_type -> warren.v1.ProposeResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	3, // 2: warren.v1.RaftMembership.AddManager:input_type -> warren.v1.AddManagerRequest
+	5, // 3: warren.v1.RaftMembership.RemoveManager:input_type -> warren.v1.RemoveManagerRequest
+	7, // 4: warren.v1.RaftMembership.Propose:input_type -> warren.v1.ProposeRequest
+	1, // 5: warren.v1.RaftMembership.ReadIndex:input_type -> warren.v1.ReadIndexRequest
+	4, // 6: warren.v1.RaftMembership.AddManager:output_type -> warren.v1.AddManagerResponse
+	6, // 7: warren.v1.RaftMembership.RemoveManager:output_type -> warren.v1.RemoveManagerResponse
+	8, // 8: warren.v1.RaftMembership.Propose:output_type -> warren.v1.ProposeResponse
+	2, // 9: warren.v1.RaftMembership.ReadIndex:output_type -> warren.v1.ReadIndexResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -440,7 +528,7 @@ func file_warren_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_raft_proto_rawDesc), len(file_warren_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	RaftMembership_AddManager_FullMethodName    = "/warren.v1.RaftMembership/AddManager"
 	RaftMembership_RemoveManager_FullMethodName = "/warren.v1.RaftMembership/RemoveManager"
 	RaftMembership_Propose_FullMethodName       = "/warren.v1.RaftMembership/Propose"
+	RaftMembership_ReadIndex_FullMethodName     = "/warren.v1.RaftMembership/ReadIndex"
 )
 
 // RaftMembershipClient is the client API for RaftMembership service.
@@ -42,6 +43,10 @@ type RaftMembershipClient interface {
 	// Store errors (a version conflict, a name clash) come back in the
 	// response, not as an RPC error, so the proposer can retry or report.
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
+	// ReadIndex is the leader's applied state index, once it has confirmed
+	// it still leads: a follower that waits for it serves a linearizable
+	// read (a client asks with the "warren-read: consistent" header).
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
 type raftMembershipClient struct {
@@ -82,6 +87,16 @@ func (c *raftMembershipClient) Propose(ctx context.Context, in *ProposeRequest, 
 	return out, nil
 }
 
+func (c *raftMembershipClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadIndexResponse)
+	err := c.cc.Invoke(ctx, RaftMembership_ReadIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RaftMembershipServer is the server API for RaftMembership service.
 // All implementations must embed UnimplementedRaftMembershipServer
 // for forward compatibility.
@@ -100,6 +115,10 @@ type RaftMembershipServer interface {
 	// Store errors (a version conflict, a name clash) come back in the
 	// response, not as an RPC error, so the proposer can retry or report.
 	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
+	// ReadIndex is the leader's applied state index, once it has confirmed
+	// it still leads: a follower that waits for it serves a linearizable
+	// read (a client asks with the "warren-read: consistent" header).
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedRaftMembershipServer()
 }
 
@@ -118,6 +137,9 @@ func (UnimplementedRaftMembershipServer) RemoveManager(context.Context, *RemoveM
 }
 func (UnimplementedRaftMembershipServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedRaftMembershipServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedRaftMembershipServer) mustEmbedUnimplementedRaftMembershipServer() {}
 func (UnimplementedRaftMembershipServer) testEmbeddedByValue()                        {}
@@ -194,6 +216,24 @@ func _RaftMembership_Propose_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RaftMembership_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RaftMembershipServer).ReadIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RaftMembership_ReadIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RaftMembershipServer).ReadIndex(ctx, req.(*ReadIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RaftMembership_ServiceDesc is the grpc.ServiceDesc for RaftMembership service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -212,6 +252,10 @@ var RaftMembership_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Propose",
 			Handler:    _RaftMembership_Propose_Handler,
+		},
+		{
+			MethodName: "ReadIndex",
+			Handler:    _RaftMembership_ReadIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -54,22 +56,30 @@ func listenUnix(path string) (net.Listener, error) {
 // newGRPCServer returns a gRPC server. The remote one does mutual TLS and
 // lets each certificate's role call what it may; the local one (unix socket,
 // in-process agent) trusts its callers, whom the file system vetted.
-func newGRPCServer(remoteTLS *tls.Config) *grpc.Server {
+func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(16 << 20),
 		// Nodes and managers ping idle connections (ClientKeepalive), so a
 		// dead peer is noticed in seconds, not after TCP's minutes.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if remoteTLS != nil {
+			if err := authorize(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		if wantsConsistentRead(ctx) {
+			if err := consistent(ctx); err != nil {
+				return nil, status.Errorf(codes.Unavailable, "a consistent read needs the leader: %v", err)
+			}
+		}
+		return h(ctx, req)
+	}
+	opts = append(opts, grpc.UnaryInterceptor(unary))
 	if remoteTLS != nil {
 		opts = append(opts,
 			grpc.Creds(credentials.NewTLS(remoteTLS)),
-			grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-				if err := authorize(ctx, info.FullMethod); err != nil {
-					return nil, err
-				}
-				return h(ctx, req)
-			}),
 			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				if err := authorize(ss.Context(), info.FullMethod); err != nil {
 					return err
@@ -142,3 +152,12 @@ func newGateway(ctx context.Context, socket string) (http.Handler, error) {
 // manager that died with its host, or was cut off, fails their calls and
 // sessions within 15 s, and they move on to another.
 var ClientKeepalive = grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})
+
+// ConsistentReadHeader asks a manager for a linearizable read: a follower
+// first catches up with the leader's state as of the call.
+const ConsistentReadHeader = "warren-read"
+
+func wantsConsistentRead(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return ok && slices.Contains(md.Get(ConsistentReadHeader), "consistent")
+}

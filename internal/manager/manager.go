@@ -114,13 +114,13 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	if err := m.startExecutor(ctx, onStop); err != nil {
 		return err
 	}
-	if err := m.ensureClusterObjects(ctx); err != nil {
+	if err := m.retryStartupWrite(ctx, m.ensureClusterObjects); err != nil {
 		return err
 	}
 	if err := m.serve(ctx, onStop); err != nil {
 		return err
 	}
-	if err := m.recordManagerStatus(ctx); err != nil {
+	if err := m.retryStartupWrite(ctx, m.recordManagerStatus); err != nil {
 		return err
 	}
 	m.startLeading(ctx, onStop)

@@ -236,3 +236,58 @@ func neverApplied(err error) bool {
 	}
 	return false
 }
+
+// ReadIndex is the leader's state index, once it confirmed it leads:
+// every write acknowledged before the call is at or below it.
+func (s *membership) ReadIndex(ctx context.Context, _ *api.ReadIndexRequest) (*api.ReadIndexResponse, error) {
+	if !s.m.raft.IsLeader() {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", raftnode.ErrNotLeader)
+	}
+	if err := s.m.raft.Raft.VerifyLeader().Error(); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "leadership not confirmed: %v", err)
+	}
+	return &api.ReadIndexResponse{Index: s.m.store.Index()}, nil
+}
+
+// consistentRead makes this manager's state at least as new as the
+// leader's when it is called, so the read that follows is linearizable.
+func (m *Manager) consistentRead(ctx context.Context) error {
+	if m.raft.IsLeader() {
+		return m.raft.Raft.VerifyLeader().Error()
+	}
+	c, err := m.leader.client(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := c.ReadIndex(ctx, &api.ReadIndexRequest{})
+	if err != nil {
+		return err
+	}
+	if idx := resp.GetIndex(); idx > 0 && m.store.WaitForIndex(ctx, idx-1) < idx {
+		return fmt.Errorf("state not caught up with the leader's index %d: %w", idx, ctx.Err())
+	}
+	return nil
+}
+
+// retryStartupWrite runs an idempotent start-up write until it succeeds,
+// while the failure is one an election heals (no leader yet, a leader that
+// died mid-call): a manager must not exit because it started during one.
+func (m *Manager) retryStartupWrite(ctx context.Context, write func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	delay := 200 * time.Millisecond
+	for {
+		err := write(ctx)
+		transient := errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrMaybeApplied) ||
+			status.Code(err) == codes.Unavailable || status.Code(err) == codes.Unknown
+		if err == nil || !transient || time.Now().After(deadline) {
+			return err
+		}
+		m.log.Warn("start-up write failed; retrying", "err", err, "retry.in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}

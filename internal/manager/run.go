@@ -96,8 +96,8 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	pool := m.creds.CA.Pool()
 	// The gRPC port admits callers without a certificate only for Join
 	// (see authorize); the JSON gateway requires one at the handshake.
-	m.local = newGRPCServer(nil)
-	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false))
+	m.local = newGRPCServer(nil, m.consistentRead)
+	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false), m.consistentRead)
 	archives, err := imagestore.New(filepath.Join(m.cfg.DataDir, "images"))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -18,6 +19,7 @@ import (
 // `cluster join`).
 type haManager struct {
 	name   string
+	netns  string
 	nodeID string
 	sock   string
 	client *client.Client
@@ -29,15 +31,26 @@ type haManager struct {
 // this host's network namespace, so it runs without the overlay.
 func (c *cluster) joinManager(name string) *haManager {
 	c.t.Helper()
+	return c.joinManagerIn(name, "", "")
+}
+
+// joinManagerIn joins a manager process running in network namespace
+// netns with address addr ("" and "": the host's namespace, loopback).
+func (c *cluster) joinManagerIn(name, netns, addr string) *haManager {
+	c.t.Helper()
 	resp, err := c.client.GetJoinToken(context.Background(), &api.GetJoinTokenRequest{Role: api.NodeRole_NODE_ROLE_MANAGER})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name), logPath: filepath.Join(c.dir, name+".log")}
+	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name), logPath: filepath.Join(c.dir, name+".log"), netns: netns, addr: addr}
 	c.t.Cleanup(w.destroy)
 	sock := filepath.Join(c.dir, name+".sock")
+	listen, raftAddr := testutil.FreeAddr(c.t), testutil.FreeAddr(c.t)
+	if addr != "" {
+		listen, raftAddr = net.JoinHostPort(addr, "2377"), net.JoinHostPort(addr, "2379")
+	}
 	args := []string{"--overlay=false", "--socket", sock, "--rest-addr", "",
-		"--listen-addr", testutil.FreeAddr(c.t), "--raft-addr", testutil.FreeAddr(c.t)}
+		"--listen-addr", listen, "--raft-addr", raftAddr}
 	w.start(append(slices.Clone(args), "--token", resp.GetToken(), resp.GetManagerAddrs()[0])...)
 	m := &haManager{name: name, sock: sock, kill: w.kill}
 	m.start = func() { w.start(args...) }

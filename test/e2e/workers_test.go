@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,20 +49,18 @@ func (c *cluster) joinWorkerIn(name, netns, addr string, args ...string) *worker
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	before := c.readyNodes()
 	w := &workerProc{t: c.t, name: name, dir: filepath.Join(c.dir, name), netns: netns, addr: addr}
 	w.logPath = filepath.Join(c.dir, name+".log")
 	c.t.Cleanup(w.destroy)
 	started := time.Now()
 	w.start(append(args, "--token", resp.GetToken(), resp.GetManagerAddrs()[0])...)
+	// The node's ID is in its data dir once it joined; then it must be
+	// ready in the cluster.
 	testutil.WaitFor(c.t, 60*time.Second, name+" ready in the cluster", func() bool {
-		for id := range c.readyNodes() {
-			if !before[id] {
-				w.nodeID = id
-				return true
-			}
+		if w.nodeID == "" {
+			w.nodeID = joinedNodeID(w.dir)
 		}
-		return false
+		return w.nodeID != "" && c.readyNodes()[w.nodeID]
 	})
 	c.t.Logf("%s: cluster join → node ready in %v", name, time.Since(started).Round(time.Millisecond))
 	if w.exec, err = containerd.New(context.Background(), containerd.Config{Address: filepath.Join(w.dir, "containerd", "containerd.sock")}); err != nil {
@@ -212,4 +211,19 @@ func runningIn(t testing.TB, e *containerd.Executor) []string {
 		}
 	}
 	return ids
+}
+
+// joinedNodeID is the node ID a joined node keeps in its data dir, or "".
+func joinedNodeID(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, "identity.json"))
+	if err != nil {
+		return ""
+	}
+	var id struct {
+		NodeID string `json:"node_id"`
+	}
+	if json.Unmarshal(raw, &id) != nil {
+		return ""
+	}
+	return id.NodeID
 }
