@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/warren-project/warren/internal/fsutil"
 )
 
 // ManagersFileName is the name of the file DefaultManagersFile names.
@@ -74,20 +76,8 @@ func saveManagers(path, tlsDir string, addrs []string) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(raw, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save the managers: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename there is nothing to remove
-	_, err = tmp.Write(append(raw, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("save the managers to %s: %w", path, err)
 	}
 	return nil
 }

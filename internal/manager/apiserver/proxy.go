@@ -29,15 +29,20 @@ func proxyLogs(c api.ControlClient, req *api.LogsRequest, stream api.Control_Log
 	if err != nil {
 		return err
 	}
+	return relay(in.Recv, stream.Send)
+}
+
+// relay copies messages from recv to send until recv ends (nil at EOF).
+func relay[T any](recv func() (T, error), send func(T) error) error {
 	for {
-		msg, err := in.Recv()
+		msg, err := recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(msg); err != nil {
+		if err := send(msg); err != nil {
 			return err
 		}
 	}
@@ -67,16 +72,5 @@ func proxyExec(c api.ControlClient, first *api.ExecInput, stream api.Control_Exe
 			}
 		}
 	}()
-	for {
-		msg, err := out.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(msg); err != nil {
-			return err
-		}
-	}
+	return relay(out.Recv, stream.Send)
 }

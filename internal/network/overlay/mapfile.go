@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/fsutil"
 )
 
 // The last map applied is kept in DATA_DIR/network/map.pb: a node that
@@ -40,9 +40,5 @@ func (c *Controller) saveMap(m *api.NetworkMap) error {
 	if err := os.MkdirAll(filepath.Dir(c.mapPath()), 0o700); err != nil {
 		return err
 	}
-	tmp := c.mapPath() + ".tmp." + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, c.mapPath())
+	return fsutil.WriteFileAtomic(c.mapPath(), b, 0o600)
 }
