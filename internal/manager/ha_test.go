@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +226,31 @@ func TestJoinInstallsSnapshot(t *testing.T) {
 	second.store.View(func(tx state.ReadTx) { n = len(tx.ListServices()) })
 	if n != 80 {
 		t.Fatalf("the joined manager holds %d services, want 80", n)
+	}
+}
+
+// An image archive imported through one manager is copied to every other,
+// so that it outlives that manager and any leader can serve it.
+func TestArchivesCopiedToEveryManager(t *testing.T) {
+	ms := joinManagers(t, 3)
+	var via *testManager
+	for _, m := range ms {
+		if !m.raft.IsLeader() {
+			via = m
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := via.localClient(t).ImportImage(ctx, strings.NewReader("docker.io/library/app:1\n"), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var digest string
+	via.store.View(func(tx state.ReadTx) { digest = tx.GetCluster().GetImageArchives()[0].GetDigest() })
+	for _, m := range ms {
+		path := filepath.Join(m.cfg.DataDir, "images", "sha256", strings.TrimPrefix(digest, "sha256:")+".tar")
+		testutil.WaitFor(t, 20*time.Second, "the archive on manager "+m.NodeID(), func() bool {
+			_, err := os.Stat(path)
+			return err == nil
+		})
 	}
 }

@@ -102,6 +102,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	if err != nil {
 		return err
 	}
+	copier := &archiveCopier{m: m, archives: archives}
 	// The data key seals registry credentials in the state; it stays in
 	// the data dir, out of the replicated state (see package seal).
 	sealer, err := seal.LoadOrCreate(dataKeyPath(m.cfg.DataDir))
@@ -111,7 +112,12 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	m.dispatcher = dispatcher.New(m.store, dispatcher.Config{
 		HeartbeatPeriod: m.cfg.HeartbeatPeriod, Logger: m.cfg.Logger, Authorize: authorizeNode,
 		Archives: archives, ManagerNodeID: m.creds.NodeID, Sealer: sealer, ManagerAddrs: m.managerAddrs,
+		Replicate: copier.copy,
 	})
+	cctx, stopCopies := context.WithCancel(ctx)
+	copied := make(chan struct{})
+	go func() { defer close(copied); copier.run(cctx) }()
+	onStop(func() { stopCopies(); <-copied })
 	control := apiserver.New(apiserver.Config{
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raftInfo,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,

@@ -55,8 +55,10 @@ type Config struct {
 	// Archives are the image archives this manager holds, served to nodes
 	// by FetchImage; nil serves none.
 	Archives ArchiveOpener
-	// ManagerNodeID is this manager's node ID: FetchImage serves the
-	// archives whose holder it names.
+	// Replicate copies an archive this manager lacks from a manager that
+	// holds it (nil: only archives held here are served).
+	Replicate func(ctx context.Context, a *api.ImageArchive) error
+	// ManagerNodeID is this manager's node ID.
 	ManagerNodeID string
 	// ManagerAddrs are the API addresses of the cluster's managers, told
 	// to nodes at each session so they can fail over to any of them.

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"errors"
+	"io/fs"
 	"fmt"
 	"io"
 
@@ -23,8 +24,9 @@ const FetchChunkSize = 1 << 20
 
 // ArchiveOpener opens the image archives this manager holds.
 type ArchiveOpener interface {
-	// Open returns the archive's bytes and size. The reader fails at its
-	// end, instead of returning io.EOF, when the bytes are damaged.
+	// Open returns the archive's bytes and size, or an error wrapping
+	// fs.ErrNotExist when it holds no such archive. The reader fails at
+	// its end, instead of returning io.EOF, when the bytes are damaged.
 	Open(digest string) (io.ReadCloser, int64, error)
 }
 
@@ -35,7 +37,8 @@ type ArchiveOpener interface {
 //     not aimed at its node;
 //   - NotFound when the node is not in the cluster or no such archive was
 //     imported;
-//   - FailedPrecondition when another manager holds the archive;
+//   - Unavailable when this manager lacks the archive and cannot copy it
+//     from a manager that holds it;
 //   - DataLoss when the stored archive is damaged (found at its end: the
 //     node must discard what it received).
 func (d *Dispatcher) FetchImage(req *api.FetchImageRequest, stream api.Dispatcher_FetchImageServer) error {
@@ -50,10 +53,20 @@ func (d *Dispatcher) FetchImage(req *api.FetchImageRequest, stream api.Dispatche
 	if err := d.authorize(ctx, nodeID); err != nil {
 		return err
 	}
-	if err := d.mayFetch(nodeID, req.GetDigest()); err != nil {
+	archive, err := d.mayFetch(nodeID, req.GetDigest())
+	if err != nil {
 		return err
 	}
 	rc, _, err := d.cfg.Archives.Open(req.GetDigest())
+	if errors.Is(err, fs.ErrNotExist) && d.cfg.Replicate != nil {
+		// Imported through another manager: copy it here first (a
+		// failed-over leader serves what its predecessor imported).
+		if rerr := d.cfg.Replicate(ctx, archive); rerr != nil {
+			return status.Errorf(codes.Unavailable, "image archive %s is not on manager %s and cannot be copied from manager %s: %v",
+				req.GetDigest(), d.cfg.ManagerNodeID, archive.GetHolderNodeId(), rerr)
+		}
+		rc, _, err = d.cfg.Archives.Open(req.GetDigest())
+	}
 	if err != nil {
 		return status.Errorf(codes.NotFound, "image archive %s on manager %s: %v", req.GetDigest(), d.cfg.ManagerNodeID, err)
 	}
@@ -84,9 +97,9 @@ func nodeIDFrom(values []string) string {
 	return values[0]
 }
 
-// mayFetch checks that the archive is imported, aimed at the node, and
-// held by this manager.
-func (d *Dispatcher) mayFetch(nodeID, digest string) error {
+// mayFetch checks that the archive is imported and aimed at the node (a
+// manager may fetch any, to keep a copy), and returns it.
+func (d *Dispatcher) mayFetch(nodeID, digest string) (*api.ImageArchive, error) {
 	var node *api.Node
 	var archive *api.ImageArchive
 	d.store.View(func(tx state.ReadTx) {
@@ -99,13 +112,13 @@ func (d *Dispatcher) mayFetch(nodeID, digest string) error {
 	})
 	switch {
 	case node == nil:
-		return status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
+		return nil, status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
 	case archive == nil:
-		return status.Errorf(codes.NotFound, "no image archive %s is imported", digest)
-	case !targets(archive, nodeID):
-		return status.Errorf(codes.PermissionDenied, "image archive %s is not imported to node %s", digest, nodeID)
-	case d.cfg.Archives == nil || archive.GetHolderNodeId() != d.cfg.ManagerNodeID:
-		return status.Error(codes.FailedPrecondition, fmt.Sprintf("image archive %s is held by manager %s, not this one", digest, archive.GetHolderNodeId()))
+		return nil, status.Errorf(codes.NotFound, "no image archive %s is imported", digest)
+	case !targets(archive, nodeID) && node.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER:
+		return nil, status.Errorf(codes.PermissionDenied, "image archive %s is not imported to node %s", digest, nodeID)
+	case d.cfg.Archives == nil:
+		return nil, status.Error(codes.FailedPrecondition, fmt.Sprintf("manager %s keeps no image archives", d.cfg.ManagerNodeID))
 	}
-	return nil
+	return archive, nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,7 +104,7 @@ func (s *Store) Open(digest string) (io.ReadCloser, int64, error) {
 	}
 	f, err := os.Open(s.path(hexSum))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, fmt.Errorf("%s: %w", digest, ErrNotFound)
+		return nil, 0, fmt.Errorf("%s: %w (%w)", digest, ErrNotFound, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("imagestore: open %s: %w", digest, err)

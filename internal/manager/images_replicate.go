@@ -1,0 +1,145 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/dispatcher"
+	"github.com/warren-project/warren/internal/manager/imagestore"
+	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/state"
+)
+
+// archiveCopier keeps a copy of every imported image archive on this
+// manager, fetched from the managers that hold one, so that whichever
+// manager leads can serve them to nodes, and an archive outlives the
+// manager it was imported through.
+type archiveCopier struct {
+	m        *Manager
+	archives *imagestore.Store
+	mu       sync.Mutex // one copy at a time: archives are large
+}
+
+// copy fetches archive a unless it is here already.
+func (c *archiveCopier) copy(ctx context.Context, a *api.ImageArchive) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rc, _, err := c.archives.Open(a.GetDigest()); err == nil {
+		rc.Close()
+		return nil
+	}
+	var errs []error
+	for _, addr := range c.sources(a) {
+		err := c.fetch(ctx, addr, a.GetDigest())
+		if err == nil {
+			c.m.log.Info("image archive copied", "image.archive", a.GetDigest(), "from", addr)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	if len(errs) == 0 {
+		return errors.New("no other manager is known")
+	}
+	return errors.Join(errs...)
+}
+
+// sources are the other managers' API addresses, the holder's first.
+func (c *archiveCopier) sources(a *api.ImageArchive) []string {
+	var out []string
+	c.m.store.View(func(tx state.ReadTx) {
+		if addr := tx.GetNode(a.GetHolderNodeId()).GetManagerStatus().GetApiAddr(); addr != "" && a.GetHolderNodeId() != c.m.creds.NodeID {
+			out = append(out, addr)
+		}
+		for _, n := range tx.ListNodes() {
+			addr := n.GetManagerStatus().GetApiAddr()
+			if addr != "" && n.GetId() != c.m.creds.NodeID && !slices.Contains(out, addr) {
+				out = append(out, addr)
+			}
+		}
+	})
+	return out
+}
+
+// fetch streams the archive from the manager at addr into the store and
+// checks it is the one asked for.
+func (c *archiveCopier) fetch(ctx context.Context, addr, digest string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, ClientKeepalive, grpc.WithTransportCredentials(credentials.NewTLS(
+		ca.ClientTLSConfig(c.m.creds.CA.Pool(), c.m.creds.Cert.Certificate, host))))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, dispatcher.NodeIDMetadata, c.m.creds.NodeID))
+	defer cancel()
+	stream, err := api.NewDispatcherClient(conn).FetchImage(ctx, &api.FetchImageRequest{Digest: digest})
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			chunk, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(chunk.GetData()); err != nil {
+				return
+			}
+		}
+	}()
+	got, _, err := c.archives.Put(pr)
+	pr.Close()
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		_ = c.archives.Remove(got)
+		return fmt.Errorf("received %s, not %s", got, digest)
+	}
+	return nil
+}
+
+// run copies the cluster's archives this manager lacks, at start and
+// whenever the cluster's archives change, until ctx ends.
+func (c *archiveCopier) run(ctx context.Context) {
+	for {
+		var archives []*api.ImageArchive
+		sub := c.m.store.ViewAndWatch(func(ev state.Event) bool {
+			_, ok := ev.Object.(*api.Cluster)
+			return ok || ev.Kind == state.EventRestore
+		}, func(tx state.ReadTx) { archives = tx.GetCluster().GetImageArchives() })
+		for _, a := range archives {
+			if err := c.copy(ctx, a); err != nil && ctx.Err() == nil {
+				c.m.log.Warn("cannot copy an image archive to this manager yet", "image.archive", a.GetDigest(), "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			sub.Cancel()
+			return
+		case <-sub.C:
+		case <-time.After(time.Minute): // retry what failed
+		}
+		sub.Cancel()
+	}
+}
