@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +19,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/warren-project/warren/api"
-	"github.com/warren-project/warren/internal/spec"
 	"github.com/warren-project/warren/internal/testutil"
 )
 
-// registerInput is one operation on a service's replica count, used as a
-// register: a put sets it (UpdateService), a get reads it (GetService, as
-// a consistent read).
+// registerInput is one operation on a service's "register" label, used as
+// a register: a put sets it (UpdateService), a get reads it (GetService,
+// as a consistent read).
 type registerInput struct {
 	key   string
 	put   bool
@@ -82,16 +82,25 @@ func (h *history) add(client int, in registerInput, out any, call, ret time.Time
 	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call.Sub(h.start).Nanoseconds(), Output: out, Return: r})
 }
 
-func serviceSpec(name string, replicas uint64) *api.ServiceSpec {
+// serviceSpec is a service with no task whose label "register" holds
+// value: a change of it is a Raft write with nothing to run.
+func serviceSpec(name string, value uint64) *api.ServiceSpec {
 	return &api.ServiceSpec{
-		Name: name,
-		Mode: &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: replicas}},
-		Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: testImage, Network: "host"}},
+		Name:   name,
+		Labels: map[string]string{"register": strconv.FormatUint(value, 10)},
+		Mode:   &api.ServiceSpec_Replicated{Replicated: &api.ReplicatedService{Replicas: 0}},
+		Task:   &api.TaskSpec{Container: &api.ContainerSpec{Image: testImage, Network: "host"}},
 	}
 }
 
+// registerOf reads the value serviceSpec stored.
+func registerOf(s *api.Service) uint64 {
+	v, _ := strconv.ParseUint(s.GetSpec().GetLabels()["register"], 10, 64)
+	return v
+}
+
 // Three managers, each a host of its own (a network namespace): clients
-// write and read services' replica counts through all of them while the
+// write and read a label of services through all of them while the
 // leader is killed with SIGKILL ten times and a manager is cut off from
 // the others twice. The history of operations is linearizable
 // (porcupine), and every acknowledged write is present afterwards.
@@ -173,7 +182,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				call := time.Now()
 				if rng.IntN(2) == 0 {
-					v := uint64(1 + rng.IntN(spec.MaxReplicas-1))
+					v := 1 + rng.Uint64N(1<<40)
 					_, err := m.client.UpdateService(ctx, &api.UpdateServiceRequest{Service: k, Spec: serviceSpec(k, v)})
 					ret := time.Now()
 					switch {
@@ -189,7 +198,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 					ctx = metadata.AppendToOutgoingContext(ctx, "warren-read", "consistent")
 					resp, err := m.client.GetService(ctx, &api.GetServiceRequest{Service: k})
 					if err == nil {
-						hist.add(cl, registerInput{key: k}, resp.GetService().GetSpec().GetReplicated().GetReplicas(), call, time.Now())
+						hist.add(cl, registerInput{key: k}, registerOf(resp.GetService()), call, time.Now())
 					}
 				}
 				cancel()
@@ -247,7 +256,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 			if err != nil {
 				return false
 			}
-			hist.add(0, registerInput{key: k}, resp.GetService().GetSpec().GetReplicated().GetReplicas(), call, time.Now())
+			hist.add(0, registerInput{key: k}, registerOf(resp.GetService()), call, time.Now())
 			return true
 		})
 	}
