@@ -47,6 +47,12 @@ func (r router) Invoke(ctx context.Context, method string, req, reply any, opts 
 		}
 		err = c.invokeOn(ctx, conn, method, req, reply, opts)
 		down := c.unavailable(err)
+		if down && ctx.Err() == nil && !mayRetry(method, err) {
+			// The write may have reached the leader before the call
+			// broke: sent again elsewhere it could apply twice.
+			c.cfg.logger.Debug("call broke after it was sent; not retried", "method", method, "host", h.ep.String(), "err", err)
+			return c.translateOn(h.ep.String(), err)
+		}
 		if down && ctx.Err() == nil {
 			c.cfg.logger.Debug("manager unavailable, trying the next one", "method", method, "host", h.ep.String(), "err", err)
 			failed = append(failed, failure{h.ep.String(), err})
@@ -243,4 +249,26 @@ func (s *translatedStream) SendMsg(m any) error {
 
 func (s *translatedStream) RecvMsg(m any) error {
 	return s.c.translateOn(s.host, s.ClientStream.RecvMsg(m))
+}
+
+// mayRetry tells whether a call that failed as unavailable may go to
+// another manager: a read may, and so may a write that surely changed
+// nothing (no connection was made, or the manager said it has no leader).
+func mayRetry(method string, err error) bool {
+	name := method[strings.LastIndex(method, "/")+1:]
+	for _, p := range []string{"Get", "List", "Inspect"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	st, _ := status.FromError(err)
+	if st.Code() == codes.DeadlineExceeded {
+		return true // unavailable() let it through only as a connect timeout
+	}
+	for _, s := range []string{"connection refused", "no such file or directory", "Error while dialing", "name resolver", "no Raft leader"} {
+		if strings.Contains(st.Message(), s) {
+			return true
+		}
+	}
+	return false
 }

@@ -25,7 +25,7 @@ type manager struct {
 	name string
 	srv  *clienttest.Server
 
-	versions, infos, logs atomic.Int32
+	versions, infos, logs, creates atomic.Int32
 
 	mu          sync.Mutex
 	unavailable string
@@ -71,6 +71,15 @@ func (m *manager) Logs(_ *api.LogsRequest, stream grpc.ServerStreamingServer[api
 		return status.Error(codes.Unavailable, msg)
 	}
 	return nil
+}
+
+// CreateService fails Unavailable with the manager's message when set.
+func (m *manager) CreateService(context.Context, *api.CreateServiceRequest) (*api.CreateServiceResponse, error) {
+	m.creates.Add(1)
+	if msg, _ := m.get(); msg != "" {
+		return nil, status.Error(codes.Unavailable, msg)
+	}
+	return &api.CreateServiceResponse{Service: &api.Service{Id: m.name}}, nil
 }
 
 func (m *manager) host() string { return m.srv.Host }
@@ -267,5 +276,34 @@ func TestAllManagersFailTLS(t *testing.T) {
 		!strings.HasSuffix(err.Error(), "; check that the managers are running; check the certificates in "+cl.tlsDir+
 			" (or choose another directory with --tls-dir or WARREN_TLS_DIR), or use -H or WARREN_HOST to choose others") {
 		t.Fatalf("error:\n  %v\nwant it to start with:\n  %s\nand advise checking the certificates", err, want)
+	}
+}
+
+// A write goes to another manager only when the first surely changed
+// nothing: "no leader" is retried, a call that broke after it was sent is
+// not (it may have been applied).
+func TestWritesRetriedOnlyWhenNeverApplied(t *testing.T) {
+	cl := newCluster(t, "m1", "m2")
+	c, err := client.New(cl.hosts(), client.WithTLSDir(cl.tlsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	create := func() (*api.CreateServiceResponse, error) {
+		return c.CreateService(context.Background(), &api.CreateServiceRequest{Spec: &api.ServiceSpec{Name: "web"}})
+	}
+	cl.managers[0].set("no Raft leader: the cluster cannot accept writes right now")
+	resp, err := create()
+	if err != nil || resp.GetService().GetId() != "m2" {
+		t.Fatalf("a write refused for want of a leader: %v %v; want it retried on m2", resp, err)
+	}
+	cl.managers[0].set("")
+	cl.managers[1].set("error reading from server: EOF")
+	before := cl.managers[0].creates.Load()
+	if _, err := create(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a write that broke after it was sent: %v; want its Unavailable, not a retry", err)
+	}
+	if cl.managers[0].creates.Load() != before {
+		t.Fatal("the write that may have been applied was sent again to another manager")
 	}
 }
