@@ -5,19 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/manager/imagestore"
-	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -74,12 +70,7 @@ func (c *archiveCopier) sources(a *api.ImageArchive) []string {
 // fetch streams the archive from the manager at addr into the store and
 // checks it is the one asked for.
 func (c *archiveCopier) fetch(ctx context.Context, addr, digest string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, ClientKeepalive, grpc.WithTransportCredentials(credentials.NewTLS(
-		ca.ClientTLSConfig(c.m.creds.CA.Pool(), c.m.creds.Cert.Certificate, host))))
+	conn, err := c.m.dialPeer(addr)
 	if err != nil {
 		return err
 	}
@@ -119,8 +110,8 @@ func (c *archiveCopier) fetch(ctx context.Context, addr, digest string) error {
 	return nil
 }
 
-// run copies the cluster's archives this manager lacks, at start and
-// whenever the cluster's archives change, until ctx ends.
+// run copies the cluster's archives this manager lacks, at start, whenever
+// the cluster changes, and 10 s after a copy failed, until ctx ends.
 func (c *archiveCopier) run(ctx context.Context) {
 	for {
 		var archives []*api.ImageArchive
@@ -128,9 +119,11 @@ func (c *archiveCopier) run(ctx context.Context) {
 			_, ok := ev.Object.(*api.Cluster)
 			return ok || ev.Kind == state.EventRestore
 		}, func(tx state.ReadTx) { archives = tx.GetCluster().GetImageArchives() })
+		var retry <-chan time.Time // only when a copy failed
 		for _, a := range archives {
 			if err := c.copy(ctx, a); err != nil && ctx.Err() == nil {
 				c.m.log.Warn("cannot copy an image archive to this manager yet", "image.archive", a.GetDigest(), "err", err)
+				retry = time.After(10 * time.Second)
 			}
 		}
 		select {
@@ -138,7 +131,7 @@ func (c *archiveCopier) run(ctx context.Context) {
 			sub.Cancel()
 			return
 		case <-sub.C:
-		case <-time.After(time.Minute): // retry what failed
+		case <-retry:
 		}
 		sub.Cancel()
 	}

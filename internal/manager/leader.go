@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/warren-project/warren/api"
-	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -56,14 +53,9 @@ func (l *leaderConn) get(ctx context.Context) (*grpc.ClientConn, error) {
 		_ = l.conn.Close()
 		l.conn = nil
 	}
-	host, _, err := net.SplitHostPort(addr)
+	conn, err := l.m.dialPeer(addr)
 	if err != nil {
-		return nil, fmt.Errorf("leader API address %q: %w", addr, err)
-	}
-	tlsCfg := ca.ClientTLSConfig(l.m.creds.CA.Pool(), l.m.creds.Cert.Certificate, host)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), ClientKeepalive)
-	if err != nil {
-		return nil, fmt.Errorf("leader at %s: %w", addr, err)
+		return nil, err
 	}
 	l.addr, l.conn = addr, conn
 	return conn, nil
@@ -79,13 +71,12 @@ func (l *leaderConn) client(ctx context.Context) (api.RaftMembershipClient, erro
 }
 
 // leaderAPI is the leader's API address, from its node in the state.
-func (l *leaderConn) leaderAPI() (string, error) {
+func (l *leaderConn) leaderAPI(tx state.ReadTx) (string, error) {
 	id := l.m.raft.LeaderID()
 	if id == "" {
 		return "", errNoLeaderKnown
 	}
-	var addr string
-	l.m.store.View(func(tx state.ReadTx) { addr = tx.GetNode(id).GetManagerStatus().GetApiAddr() })
+	addr := tx.GetNode(id).GetManagerStatus().GetApiAddr()
 	if addr == "" {
 		return "", fmt.Errorf("%w: leader %s has no API address in the state yet", errNoLeaderKnown, id)
 	}
@@ -95,17 +86,15 @@ func (l *leaderConn) leaderAPI() (string, error) {
 // waitLeaderAPI waits a little for the leader's address: a manager that
 // just joined may not have replicated the leader's node yet.
 func (l *leaderConn) waitLeaderAPI(ctx context.Context) (string, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		seen := l.m.store.Index()
-		addr, err := l.leaderAPI()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return addr, err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		l.m.store.WaitForIndex(wctx, seen)
-		cancel()
-	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var addr string
+	var err error
+	l.m.store.WaitUntil(wctx, func(tx state.ReadTx) bool {
+		addr, err = l.leaderAPI(tx)
+		return err == nil
+	})
+	return addr, err
 }
 
 // forget drops the connection, so that the next call looks the leader up.

@@ -179,17 +179,21 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 	m.store = state.NewMemoryStore(nil)
 	pool := m.creds.CA.Pool()
 	leaderCh := make(chan bool, 8)
-	n, err := raftnode.Start(raftnode.Config{
+	cfg := raftnode.Config{
 		NodeID: m.creds.NodeID, DataDir: m.cfg.DataDir,
 		BindAddr: m.cfg.RaftAddr, AdvertiseAddr: m.raftAdvertise(),
 		ServerTLS: ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, true),
 		ClientTLS: func(name string) *tls.Config { return ca.ClientTLSConfig(pool, m.creds.Cert.Certificate, name) },
 		FSM:       &state.FSM{Store: m.store}, Logger: m.cfg.Logger, LeaderNotify: leaderCh, Forward: m.forward,
-		ForceNewCluster: m.cfg.ForceNewCluster, RecoverFSM: &state.FSM{Store: state.NewMemoryStore(nil)},
+		ForceNewCluster:  m.cfg.ForceNewCluster,
 		HeartbeatTimeout: m.cfg.RaftHeartbeat, ElectionTimeout: m.cfg.RaftElection,
 		LeaderLeaseTimeout: m.cfg.RaftLeaderLease, SnapshotThreshold: m.cfg.SnapshotThreshold, TrailingLogs: m.cfg.RaftTrailingLogs,
 		SnapshotInterval: m.cfg.RaftSnapshotInterval,
-	}, m.creds.Founder)
+	}
+	if m.cfg.ForceNewCluster {
+		cfg.RecoverFSM = &state.FSM{Store: state.NewMemoryStore(nil)}
+	}
+	n, err := raftnode.Start(cfg, m.creds.Founder)
 	if err != nil {
 		return err
 	}
@@ -222,17 +226,11 @@ func (m *Manager) waitReplicated(ctx context.Context) error {
 	if m.creds.Founder {
 		return nil
 	}
-	for {
-		// The index is read before the check: a write landing in between
-		// must still wake the wait.
-		seen := m.store.Index()
-		var ok bool
-		m.store.View(func(tx state.ReadTx) { ok = tx.GetCluster() != nil && tx.GetNode(m.creds.NodeID) != nil })
-		if ok {
-			return nil
-		}
-		if m.store.WaitForIndex(ctx, seen); ctx.Err() != nil {
-			return fmt.Errorf("the cluster's state did not reach this manager: %w", ctx.Err())
-		}
+	ok := m.store.WaitUntil(ctx, func(tx state.ReadTx) bool {
+		return tx.GetCluster() != nil && tx.GetNode(m.creds.NodeID) != nil
+	})
+	if !ok {
+		return fmt.Errorf("the cluster's state did not reach this manager: %w", ctx.Err())
 	}
+	return nil
 }

@@ -103,6 +103,25 @@ func (s *MemoryStore) WaitForIndex(ctx context.Context, min uint64) uint64 {
 	}
 }
 
+// WaitUntil waits until cond holds on the state, or ctx ends, and tells
+// whether it held. A manager's state may lag the leader's: this is how a
+// reader waits for a change it knows is coming.
+func (s *MemoryStore) WaitUntil(ctx context.Context, cond func(ReadTx) bool) bool {
+	for {
+		// The index is read before the check, so a change landing in
+		// between still ends the wait below.
+		seen := s.Index()
+		var ok bool
+		s.View(func(tx ReadTx) { ok = cond(tx) })
+		if ok {
+			return true
+		}
+		if s.WaitForIndex(ctx, seen); ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
 // Update runs fn in a write transaction, then replicates the changes it made.
 // fn sees its own changes. When the changes lose a race with another writer
 // (ErrVersionConflict), fn runs again on the newer state, a few times at most.

@@ -1,10 +1,12 @@
 package dispatcher
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -18,6 +20,10 @@ import (
 // calls FetchImage (whose request names only the archive). Authorize then
 // checks, as for a session, that the caller may speak for that node.
 const NodeIDMetadata = "warren-node-id"
+
+// stateLagWait bounds how long a manager's fetch waits for this manager's
+// state to catch up with the leader's.
+const stateLagWait = 5 * time.Second
 
 // FetchChunkSize is the size of the chunks FetchImage streams.
 const FetchChunkSize = 1 << 20
@@ -53,7 +59,7 @@ func (d *Dispatcher) FetchImage(req *api.FetchImageRequest, stream api.Dispatche
 	if err := d.authorize(ctx, nodeID); err != nil {
 		return err
 	}
-	archive, err := d.mayFetch(nodeID, req.GetDigest())
+	archive, err := d.mayFetch(ctx, nodeID, req.GetDigest())
 	if err != nil {
 		return err
 	}
@@ -99,17 +105,26 @@ func nodeIDFrom(values []string) string {
 
 // mayFetch checks that the archive is imported and aimed at the node (a
 // manager may fetch any, to keep a copy), and returns it.
-func (d *Dispatcher) mayFetch(nodeID, digest string) (*api.ImageArchive, error) {
+func (d *Dispatcher) mayFetch(ctx context.Context, nodeID, digest string) (*api.ImageArchive, error) {
 	var node *api.Node
 	var archive *api.ImageArchive
-	d.store.View(func(tx state.ReadTx) {
-		node = tx.GetNode(nodeID)
+	find := func(tx state.ReadTx) bool {
+		node, archive = tx.GetNode(nodeID), nil
 		for _, a := range tx.GetCluster().GetImageArchives() {
 			if a.GetDigest() == digest {
 				archive = a
 			}
 		}
-	})
+		return archive != nil
+	}
+	d.store.View(func(tx state.ReadTx) { find(tx) })
+	if archive == nil && node.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+		// A manager copying an archive imported here may know of it
+		// before this manager's state does: the record is on its way.
+		wctx, cancel := context.WithTimeout(ctx, stateLagWait)
+		d.store.WaitUntil(wctx, find)
+		cancel()
+	}
 	switch {
 	case node == nil:
 		return nil, status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
