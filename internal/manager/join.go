@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
@@ -110,12 +106,7 @@ func (m *Manager) addSelf(ctx context.Context) error {
 }
 
 func (m *Manager) askToAdd(ctx context.Context, addr string, req *api.AddManagerRequest) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(
-		ca.ClientTLSConfig(m.creds.CA.Pool(), m.creds.Cert.Certificate, host))))
+	conn, err := m.dialPeer(addr)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func listenUnix(path string) (net.Listener, error) {
 func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(16 << 20),
-		// Nodes and managers ping idle connections (ClientKeepalive), so a
+		// Nodes and managers ping idle connections (see dialPeer), so a
 		// dead peer is noticed in seconds, not after TCP's minutes.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
@@ -147,11 +147,6 @@ func newGateway(ctx context.Context, socket string) (http.Handler, error) {
 	}
 	return mux, nil
 }
-
-// ClientKeepalive is what nodes and managers dialling a manager use: a
-// manager that died with its host, or was cut off, fails their calls and
-// sessions within 15 s, and they move on to another.
-var ClientKeepalive = grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})
 
 // ConsistentReadHeader asks a manager for a linearizable read: a follower
 // first catches up with the leader's state as of the call.

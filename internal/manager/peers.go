@@ -2,19 +2,14 @@ package manager
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
-	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -31,13 +26,6 @@ const (
 	// before it is unreachable: one lost probe is not an outage.
 	peerMissedProbes = 3
 )
-
-// peerConnectParams redial a peer that came back within a second or so,
-// instead of after gRPC's default backoff of up to two minutes.
-var peerConnectParams = grpc.WithConnectParams(grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-	MinConnectTimeout: 5 * time.Second,
-})
 
 // raftInfo is this manager's view of Raft for `cluster info` and `node ls`:
 // Raft's own figures, with each server's API address, whether it leads,
@@ -99,22 +87,6 @@ func (m *Manager) peerTargets() map[string]string {
 		}
 	})
 	return out
-}
-
-// dialPeer connects to another manager's API with this manager's
-// certificate, as leaderConn does; grpc.NewClient dials lazily. Keepalives
-// drop a connection whose host vanished, so a returning peer is redialled.
-func (m *Manager) dialPeer(addr string) (*grpc.ClientConn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("manager API address %q: %w", addr, err)
-	}
-	tlsCfg := ca.ClientTLSConfig(m.creds.CA.Pool(), m.creds.Cert.Certificate, host)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)), ClientKeepalive, peerConnectParams)
-	if err != nil {
-		return nil, fmt.Errorf("manager at %s: %w", addr, err)
-	}
-	return conn, nil
 }
 
 // peerProbes holds one connection per other manager and when each last

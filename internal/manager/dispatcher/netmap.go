@@ -63,23 +63,13 @@ func isBackend(t *api.Task) bool {
 		t.GetStatus().GetHealth().GetState() != api.Health_STATE_UNHEALTHY
 }
 
-// sameMap tells two maps apart by content, not by the index they were
-// built at.
-func sameMap(a, b *api.NetworkMap) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	x, y := proto.Clone(a).(*api.NetworkMap), proto.Clone(b).(*api.NetworkMap)
-	x.Version, y.Version = 0, 0
-	return proto.Equal(x, y)
-}
-
 // mapCast holds the current network map and wakes the sessions that send
 // it when it changes: each session sends the latest in its own goroutine,
 // so a slow node delays nobody else and never gets a backlog of old maps.
 type mapCast struct {
 	mu      sync.Mutex
 	cur     *api.NetworkMap
+	content *api.NetworkMap // cur without its version, to compare content
 	changed chan struct{}
 }
 
@@ -95,12 +85,14 @@ func (c *mapCast) get() (*api.NetworkMap, <-chan struct{}) {
 
 // set publishes m if its content differs from the current map.
 func (c *mapCast) set(m *api.NetworkMap) bool {
+	content := proto.Clone(m).(*api.NetworkMap)
+	content.Version = 0
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sameMap(c.cur, m) {
+	if c.content != nil && proto.Equal(c.content, content) {
 		return false
 	}
-	c.cur = m
+	c.cur, c.content = m, content
 	close(c.changed)
 	c.changed = make(chan struct{})
 	return true

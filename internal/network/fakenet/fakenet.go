@@ -1,6 +1,6 @@
 // Package fakenet is an in-memory overlay for tests that run nodes with a
 // fake executor: it registers a key, so managers give the node a block and
-// place overlay tasks there, and records the maps and attachments it gets.
+// place overlay tasks there, and it records the attachments it gets.
 // The real overlay is internal/network/overlay.
 package fakenet
 
@@ -20,7 +20,6 @@ type Network struct {
 	key string
 
 	mu       sync.Mutex
-	last     *api.NetworkMap
 	attached map[string]string // task ID → address
 }
 
@@ -33,11 +32,7 @@ func (n *Network) Registration() *api.NodeNetwork {
 	return &api.NodeNetwork{WireguardPublicKey: n.key, WireguardEndpoint: "192.0.2.1:51820"}
 }
 
-func (n *Network) Apply(m *api.NetworkMap) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.last = m
-}
+func (n *Network) Apply(*api.NetworkMap) {}
 
 func (n *Network) Attach(_ context.Context, t *api.Task) (*runtime.NetworkAttachment, error) {
 	n.mu.Lock()
@@ -70,10 +65,3 @@ func (n *Network) Attached() ([]string, error) {
 }
 
 func (n *Network) MeshStatus() *api.MeshStatus { return &api.MeshStatus{} }
-
-// Map is the last map applied.
-func (n *Network) Map() *api.NetworkMap {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.last
-}
