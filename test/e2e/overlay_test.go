@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,19 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		body, err := httpGet(net.JoinHostPort(a, "8080"))
 		return err == nil && strings.Contains(body, "200 OK")
 	})
+	// What people read: the VIP and ports in service ls, each task's
+	// address in service ps.
+	vipWeb := c.mustVIP("web")
+	if ls := c.mustWarren("service", "ls"); !strings.Contains(ls, vipWeb) || !strings.Contains(ls, "*:8080->80/tcp") {
+		t.Errorf("service ls does not show web's VIP %s and port:\n%s", vipWeb, ls)
+	}
+	ps := c.mustWarren("service", "ps", "web")
+	for _, addr := range addrs {
+		if !strings.Contains(ps, addr) {
+			t.Errorf("service ps does not show the address %s:\n%s", addr, ps)
+		}
+	}
+
 	took, err := requestTimes(net.JoinHostPort(a, "8080"), 200)
 	if err != nil {
 		t.Fatalf("published port on host A: %v", err)
@@ -174,6 +188,34 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	directP50, directP99 := latencyFrom(t, clientNS, net.JoinHostPort(tb.GetAddress(), "80"), 200)
 	t.Logf("FIGURE overlay: HTTP request from a container to replicas on other hosts: through the VIP p50 %v p99 %v; to a task's address p50 %v p99 %v (200 requests each)",
 		vipP50.Round(time.Microsecond), vipP99.Round(time.Microsecond), directP50.Round(time.Microsecond), directP99.Round(time.Microsecond))
+
+	// A rolling update drops no request: each replica leaves load
+	// balancing and drains before it is signalled (moby#30321).
+	var sent, failed atomic.Int32
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		for {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			sent.Add(1)
+			if body, err := httpGet(net.JoinHostPort(a, "8080")); err != nil || !strings.Contains(body, "200 OK") {
+				failed.Add(1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	c.mustWarren("service", "update", "web", "--env-add", "ROUND=2")
+	close(stopLoad)
+	<-loadDone
+	t.Logf("rolling update of web under load through the routing mesh: %d requests, %d failed", sent.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed during the rolling update", failed.Load(), sent.Load())
+	}
 
 	// A replica turning unhealthy leaves the VIP, and comes back once its
 	// restart makes it healthy again.
@@ -224,7 +266,6 @@ func TestOverlayAcrossHosts(t *testing.T) {
 
 	// Removing the service releases its tasks' namespaces and veths, and
 	// its rules.
-	vipWeb := c.mustVIP("web")
 	c.mustWarren("service", "rm", "web")
 	if _, err := exec.LookPath("nft"); err == nil {
 		testutil.WaitFor(t, 10*time.Second, "web's VIP gone from host A's rules", func() bool {
