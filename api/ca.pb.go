@@ -283,10 +283,12 @@ func (x *RenewCertificateRequest) GetCsr() []byte {
 }
 
 type RenewCertificateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Certificate   []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Certificate []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// manager_secrets are set when the certificate is a manager's.
+	ManagerSecrets *ManagerSecrets `protobuf:"bytes,2,opt,name=manager_secrets,json=managerSecrets,proto3" json:"manager_secrets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RenewCertificateResponse) Reset() {
@@ -326,6 +328,13 @@ func (x *RenewCertificateResponse) GetCertificate() []byte {
 	return nil
 }
 
+func (x *RenewCertificateResponse) GetManagerSecrets() *ManagerSecrets {
+	if x != nil {
+		return x.ManagerSecrets
+	}
+	return nil
+}
+
 var File_warren_v1_ca_proto protoreflect.FileDescriptor
 
 const file_warren_v1_ca_proto_rawDesc = "" +
@@ -349,9 +358,10 @@ const file_warren_v1_ca_proto_rawDesc = "" +
 	"\x06ca_key\x18\x01 \x01(\fR\x05caKey\x12\x19\n" +
 	"\bdata_key\x18\x02 \x01(\fR\adataKey\"+\n" +
 	"\x17RenewCertificateRequest\x12\x10\n" +
-	"\x03csr\x18\x01 \x01(\fR\x03csr\"<\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\x80\x01\n" +
 	"\x18RenewCertificateResponse\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate2\x9e\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12B\n" +
+	"\x0fmanager_secrets\x18\x02 \x01(\v2\x19.warren.v1.ManagerSecretsR\x0emanagerSecrets2\x9e\x01\n" +
 	"\x06NodeCA\x127\n" +
 	"\x04Join\x12\x16.warren.v1.JoinRequest\x1a\x17.warren.v1.JoinResponse\x12[\n" +
 	"\x10RenewCertificate\x12\".warren.v1.RenewCertificateRequest\x1a#.warren.v1.RenewCertificateResponseB*Z(github.com/warren-project/warren/api;apib\x06proto3"
@@ -382,15 +392,16 @@ var file_warren_v1_ca_proto_depIdxs = []int32{
 	5, // 0: warren.v1.JoinRequest.description:type_name -> warren.v1.NodeDescription
 	6, // 1: warren.v1.JoinResponse.role:type_name -> warren.v1.NodeRole
 	2, // 2: warren.v1.JoinResponse.manager_secrets:type_name -> warren.v1.ManagerSecrets
-	0, // 3: warren.v1.NodeCA.Join:input_type -> warren.v1.JoinRequest
-	3, // 4: warren.v1.NodeCA.RenewCertificate:input_type -> warren.v1.RenewCertificateRequest
-	1, // 5: warren.v1.NodeCA.Join:output_type -> warren.v1.JoinResponse
-	4, // 6: warren.v1.NodeCA.RenewCertificate:output_type -> warren.v1.RenewCertificateResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 3: warren.v1.RenewCertificateResponse.manager_secrets:type_name -> warren.v1.ManagerSecrets
+	0, // 4: warren.v1.NodeCA.Join:input_type -> warren.v1.JoinRequest
+	3, // 5: warren.v1.NodeCA.RenewCertificate:input_type -> warren.v1.RenewCertificateRequest
+	1, // 6: warren.v1.NodeCA.Join:output_type -> warren.v1.JoinResponse
+	4, // 7: warren.v1.NodeCA.RenewCertificate:output_type -> warren.v1.RenewCertificateResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_ca_proto_init() }

@@ -32,8 +32,9 @@ const (
 // manager's CA against the fingerprint in its token before sending anything.
 type NodeCAClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
-	// RenewCertificate signs a new certificate for the caller's own node ID
-	// and role, as its current certificate says.
+	// RenewCertificate signs a new certificate for the caller's own node ID,
+	// with the role the node has in the state (Node.role): the way a
+	// promoted worker gets its manager certificate.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 }
 
@@ -74,8 +75,9 @@ func (c *nodeCAClient) RenewCertificate(ctx context.Context, in *RenewCertificat
 // manager's CA against the fingerprint in its token before sending anything.
 type NodeCAServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
-	// RenewCertificate signs a new certificate for the caller's own node ID
-	// and role, as its current certificate says.
+	// RenewCertificate signs a new certificate for the caller's own node ID,
+	// with the role the node has in the state (Node.role): the way a
+	// promoted worker gets its manager certificate.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	mustEmbedUnimplementedNodeCAServer()
 }

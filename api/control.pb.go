@@ -2374,6 +2374,86 @@ func (x *ImportImageResponse) GetImages() []*Image {
 	return nil
 }
 
+type BackupClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupClusterRequest) Reset() {
+	*x = BackupClusterRequest{}
+	mi := &file_warren_v1_control_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupClusterRequest) ProtoMessage() {}
+
+func (x *BackupClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupClusterRequest.ProtoReflect.Descriptor instead.
+func (*BackupClusterRequest) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{40}
+}
+
+type BackupChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_warren_v1_control_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_warren_v1_control_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type ListImagesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2382,7 +2462,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[40]
+	mi := &file_warren_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2474,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[40]
+	mi := &file_warren_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2487,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 type ListImagesResponse struct {
@@ -2419,7 +2499,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[41]
+	mi := &file_warren_v1_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2511,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[41]
+	mi := &file_warren_v1_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2524,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -2462,7 +2542,7 @@ type InspectNetworkRequest struct {
 
 func (x *InspectNetworkRequest) Reset() {
 	*x = InspectNetworkRequest{}
-	mi := &file_warren_v1_control_proto_msgTypes[42]
+	mi := &file_warren_v1_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2554,7 @@ func (x *InspectNetworkRequest) String() string {
 func (*InspectNetworkRequest) ProtoMessage() {}
 
 func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[42]
+	mi := &file_warren_v1_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2567,7 @@ func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectNetworkRequest.ProtoReflect.Descriptor instead.
 func (*InspectNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{44}
 }
 
 type InspectNetworkResponse struct {
@@ -2502,7 +2582,7 @@ type InspectNetworkResponse struct {
 
 func (x *InspectNetworkResponse) Reset() {
 	*x = InspectNetworkResponse{}
-	mi := &file_warren_v1_control_proto_msgTypes[43]
+	mi := &file_warren_v1_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2594,7 @@ func (x *InspectNetworkResponse) String() string {
 func (*InspectNetworkResponse) ProtoMessage() {}
 
 func (x *InspectNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[43]
+	mi := &file_warren_v1_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2607,7 @@ func (x *InspectNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectNetworkResponse.ProtoReflect.Descriptor instead.
 func (*InspectNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *InspectNetworkResponse) GetConfig() *NetworkConfig {
@@ -2571,7 +2651,7 @@ type NetworkNode struct {
 
 func (x *NetworkNode) Reset() {
 	*x = NetworkNode{}
-	mi := &file_warren_v1_control_proto_msgTypes[44]
+	mi := &file_warren_v1_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2663,7 @@ func (x *NetworkNode) String() string {
 func (*NetworkNode) ProtoMessage() {}
 
 func (x *NetworkNode) ProtoReflect() protoreflect.Message {
-	mi := &file_warren_v1_control_proto_msgTypes[44]
+	mi := &file_warren_v1_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2676,7 @@ func (x *NetworkNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
 func (*NetworkNode) Descriptor() ([]byte, []int) {
-	return file_warren_v1_control_proto_rawDescGZIP(), []int{44}
+	return file_warren_v1_control_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NetworkNode) GetNodeId() string {
@@ -2817,7 +2897,10 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x11ImportImageHeader\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\"?\n" +
 	"\x13ImportImageResponse\x12(\n" +
-	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x13\n" +
+	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x16\n" +
+	"\x14BackupClusterRequest\"!\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
 	"\x06images\x18\x01 \x03(\v2\x10.warren.v1.ImageR\x06images\"\x17\n" +
@@ -2836,7 +2919,7 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\x05peers\x18\a \x03(\v2\x13.warren.v1.MeshPeerR\x05peers\x12;\n" +
 	"\vreported_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reportedAt\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error2\xe6\x0f\n" +
+	"\x05error\x18\t \x01(\tR\x05error2\xb2\x10\n" +
 	"\aControl\x12k\n" +
 	"\rCreateService\x12\x1f.warren.v1.CreateServiceRequest\x1a .warren.v1.CreateServiceResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/services\x12i\n" +
 	"\n" +
@@ -2864,7 +2947,8 @@ const file_warren_v1_control_proto_rawDesc = "" +
 	"\vImportImage\x12\x1d.warren.v1.ImportImageRequest\x1a\x1e.warren.v1.ImportImageResponse(\x01\x12]\n" +
 	"\n" +
 	"ListImages\x12\x1c.warren.v1.ListImagesRequest\x1a\x1d.warren.v1.ListImagesResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/imagesB*Z(github.com/warren-project/warren/api;apib\x06proto3"
+	"/v1/images\x12J\n" +
+	"\rBackupCluster\x12\x1f.warren.v1.BackupClusterRequest\x1a\x16.warren.v1.BackupChunk0\x01B*Z(github.com/warren-project/warren/api;apib\x06proto3"
 
 var (
 	file_warren_v1_control_proto_rawDescOnce sync.Once
@@ -2878,7 +2962,7 @@ func file_warren_v1_control_proto_rawDescGZIP() []byte {
 	return file_warren_v1_control_proto_rawDescData
 }
 
-var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_warren_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_warren_v1_control_proto_goTypes = []any{
 	(*CreateServiceRequest)(nil),          // 0: warren.v1.CreateServiceRequest
 	(*CreateServiceResponse)(nil),         // 1: warren.v1.CreateServiceResponse
@@ -2920,70 +3004,72 @@ var file_warren_v1_control_proto_goTypes = []any{
 	(*ImportImageRequest)(nil),            // 37: warren.v1.ImportImageRequest
 	(*ImportImageHeader)(nil),             // 38: warren.v1.ImportImageHeader
 	(*ImportImageResponse)(nil),           // 39: warren.v1.ImportImageResponse
-	(*ListImagesRequest)(nil),             // 40: warren.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),            // 41: warren.v1.ListImagesResponse
-	(*InspectNetworkRequest)(nil),         // 42: warren.v1.InspectNetworkRequest
-	(*InspectNetworkResponse)(nil),        // 43: warren.v1.InspectNetworkResponse
-	(*NetworkNode)(nil),                   // 44: warren.v1.NetworkNode
-	nil,                                   // 45: warren.v1.ListServicesResponse.RunningTasksEntry
-	nil,                                   // 46: warren.v1.ListServicesResponse.DesiredTasksEntry
-	(*ServiceSpec)(nil),                   // 47: warren.v1.ServiceSpec
-	(*RegistryAuth)(nil),                  // 48: warren.v1.RegistryAuth
-	(*Service)(nil),                       // 49: warren.v1.Service
-	(TaskState)(0),                        // 50: warren.v1.TaskState
-	(*durationpb.Duration)(nil),           // 51: google.protobuf.Duration
-	(*Task)(nil),                          // 52: warren.v1.Task
-	(*timestamppb.Timestamp)(nil),         // 53: google.protobuf.Timestamp
-	(*Node)(nil),                          // 54: warren.v1.Node
-	(*NodeSpec)(nil),                      // 55: warren.v1.NodeSpec
-	(NodeRole)(0),                         // 56: warren.v1.NodeRole
-	(*Cluster)(nil),                       // 57: warren.v1.Cluster
-	(*Image)(nil),                         // 58: warren.v1.Image
-	(*NetworkConfig)(nil),                 // 59: warren.v1.NetworkConfig
-	(*ServiceEndpoints)(nil),              // 60: warren.v1.ServiceEndpoints
-	(NodeState)(0),                        // 61: warren.v1.NodeState
-	(*MeshPeer)(nil),                      // 62: warren.v1.MeshPeer
-	(*LogMessage)(nil),                    // 63: warren.v1.LogMessage
+	(*BackupClusterRequest)(nil),          // 40: warren.v1.BackupClusterRequest
+	(*BackupChunk)(nil),                   // 41: warren.v1.BackupChunk
+	(*ListImagesRequest)(nil),             // 42: warren.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 43: warren.v1.ListImagesResponse
+	(*InspectNetworkRequest)(nil),         // 44: warren.v1.InspectNetworkRequest
+	(*InspectNetworkResponse)(nil),        // 45: warren.v1.InspectNetworkResponse
+	(*NetworkNode)(nil),                   // 46: warren.v1.NetworkNode
+	nil,                                   // 47: warren.v1.ListServicesResponse.RunningTasksEntry
+	nil,                                   // 48: warren.v1.ListServicesResponse.DesiredTasksEntry
+	(*ServiceSpec)(nil),                   // 49: warren.v1.ServiceSpec
+	(*RegistryAuth)(nil),                  // 50: warren.v1.RegistryAuth
+	(*Service)(nil),                       // 51: warren.v1.Service
+	(TaskState)(0),                        // 52: warren.v1.TaskState
+	(*durationpb.Duration)(nil),           // 53: google.protobuf.Duration
+	(*Task)(nil),                          // 54: warren.v1.Task
+	(*timestamppb.Timestamp)(nil),         // 55: google.protobuf.Timestamp
+	(*Node)(nil),                          // 56: warren.v1.Node
+	(*NodeSpec)(nil),                      // 57: warren.v1.NodeSpec
+	(NodeRole)(0),                         // 58: warren.v1.NodeRole
+	(*Cluster)(nil),                       // 59: warren.v1.Cluster
+	(*Image)(nil),                         // 60: warren.v1.Image
+	(*NetworkConfig)(nil),                 // 61: warren.v1.NetworkConfig
+	(*ServiceEndpoints)(nil),              // 62: warren.v1.ServiceEndpoints
+	(NodeState)(0),                        // 63: warren.v1.NodeState
+	(*MeshPeer)(nil),                      // 64: warren.v1.MeshPeer
+	(*LogMessage)(nil),                    // 65: warren.v1.LogMessage
 }
 var file_warren_v1_control_proto_depIdxs = []int32{
-	47, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	48, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	49, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
-	49, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
-	49, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
-	45, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
-	46, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
-	47, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
-	48, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
-	49, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
-	50, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
-	51, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
-	52, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
-	53, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	49, // 0: warren.v1.CreateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	50, // 1: warren.v1.CreateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	51, // 2: warren.v1.CreateServiceResponse.service:type_name -> warren.v1.Service
+	51, // 3: warren.v1.GetServiceResponse.service:type_name -> warren.v1.Service
+	51, // 4: warren.v1.ListServicesResponse.services:type_name -> warren.v1.Service
+	47, // 5: warren.v1.ListServicesResponse.running_tasks:type_name -> warren.v1.ListServicesResponse.RunningTasksEntry
+	48, // 6: warren.v1.ListServicesResponse.desired_tasks:type_name -> warren.v1.ListServicesResponse.DesiredTasksEntry
+	49, // 7: warren.v1.UpdateServiceRequest.spec:type_name -> warren.v1.ServiceSpec
+	50, // 8: warren.v1.UpdateServiceRequest.registry_auth:type_name -> warren.v1.RegistryAuth
+	51, // 9: warren.v1.UpdateServiceResponse.service:type_name -> warren.v1.Service
+	52, // 10: warren.v1.ListTasksRequest.desired_states:type_name -> warren.v1.TaskState
+	53, // 11: warren.v1.ListTasksRequest.wait:type_name -> google.protobuf.Duration
+	54, // 12: warren.v1.ListTasksResponse.tasks:type_name -> warren.v1.Task
+	55, // 13: warren.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
 	14, // 14: warren.v1.ExecInput.start:type_name -> warren.v1.ExecStart
 	15, // 15: warren.v1.ExecInput.resize:type_name -> warren.v1.TerminalSize
 	15, // 16: warren.v1.ExecStart.size:type_name -> warren.v1.TerminalSize
-	52, // 17: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
-	54, // 18: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
-	54, // 19: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
-	55, // 20: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
-	54, // 21: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
-	56, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
-	51, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
+	54, // 17: warren.v1.GetTaskResponse.task:type_name -> warren.v1.Task
+	56, // 18: warren.v1.ListNodesResponse.nodes:type_name -> warren.v1.Node
+	56, // 19: warren.v1.GetNodeResponse.node:type_name -> warren.v1.Node
+	57, // 20: warren.v1.UpdateNodeRequest.spec:type_name -> warren.v1.NodeSpec
+	56, // 21: warren.v1.UpdateNodeResponse.node:type_name -> warren.v1.Node
+	58, // 22: warren.v1.GetJoinTokenRequest.role:type_name -> warren.v1.NodeRole
+	53, // 23: warren.v1.IssueAdminCertificateRequest.ttl:type_name -> google.protobuf.Duration
 	33, // 24: warren.v1.RaftInfo.servers:type_name -> warren.v1.RaftServer
-	53, // 25: warren.v1.RaftServer.last_contact:type_name -> google.protobuf.Timestamp
-	57, // 26: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
+	55, // 25: warren.v1.RaftServer.last_contact:type_name -> google.protobuf.Timestamp
+	59, // 26: warren.v1.GetClusterInfoResponse.cluster:type_name -> warren.v1.Cluster
 	32, // 27: warren.v1.GetClusterInfoResponse.raft:type_name -> warren.v1.RaftInfo
-	53, // 28: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
+	55, // 28: warren.v1.GetClusterInfoResponse.started_at:type_name -> google.protobuf.Timestamp
 	38, // 29: warren.v1.ImportImageRequest.header:type_name -> warren.v1.ImportImageHeader
-	58, // 30: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
-	58, // 31: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
-	59, // 32: warren.v1.InspectNetworkResponse.config:type_name -> warren.v1.NetworkConfig
-	44, // 33: warren.v1.InspectNetworkResponse.nodes:type_name -> warren.v1.NetworkNode
-	60, // 34: warren.v1.InspectNetworkResponse.services:type_name -> warren.v1.ServiceEndpoints
-	61, // 35: warren.v1.NetworkNode.state:type_name -> warren.v1.NodeState
-	62, // 36: warren.v1.NetworkNode.peers:type_name -> warren.v1.MeshPeer
-	53, // 37: warren.v1.NetworkNode.reported_at:type_name -> google.protobuf.Timestamp
+	60, // 30: warren.v1.ImportImageResponse.images:type_name -> warren.v1.Image
+	60, // 31: warren.v1.ListImagesResponse.images:type_name -> warren.v1.Image
+	61, // 32: warren.v1.InspectNetworkResponse.config:type_name -> warren.v1.NetworkConfig
+	46, // 33: warren.v1.InspectNetworkResponse.nodes:type_name -> warren.v1.NetworkNode
+	62, // 34: warren.v1.InspectNetworkResponse.services:type_name -> warren.v1.ServiceEndpoints
+	63, // 35: warren.v1.NetworkNode.state:type_name -> warren.v1.NodeState
+	64, // 36: warren.v1.NetworkNode.peers:type_name -> warren.v1.MeshPeer
+	55, // 37: warren.v1.NetworkNode.reported_at:type_name -> google.protobuf.Timestamp
 	0,  // 38: warren.v1.Control.CreateService:input_type -> warren.v1.CreateServiceRequest
 	2,  // 39: warren.v1.Control.GetService:input_type -> warren.v1.GetServiceRequest
 	4,  // 40: warren.v1.Control.ListServices:input_type -> warren.v1.ListServicesRequest
@@ -3000,32 +3086,34 @@ var file_warren_v1_control_proto_depIdxs = []int32{
 	27, // 51: warren.v1.Control.GetJoinToken:input_type -> warren.v1.GetJoinTokenRequest
 	29, // 52: warren.v1.Control.IssueAdminCertificate:input_type -> warren.v1.IssueAdminCertificateRequest
 	31, // 53: warren.v1.Control.GetClusterInfo:input_type -> warren.v1.GetClusterInfoRequest
-	42, // 54: warren.v1.Control.InspectNetwork:input_type -> warren.v1.InspectNetworkRequest
+	44, // 54: warren.v1.Control.InspectNetwork:input_type -> warren.v1.InspectNetworkRequest
 	35, // 55: warren.v1.Control.GetVersion:input_type -> warren.v1.GetVersionRequest
 	37, // 56: warren.v1.Control.ImportImage:input_type -> warren.v1.ImportImageRequest
-	40, // 57: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
-	1,  // 58: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
-	3,  // 59: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
-	5,  // 60: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
-	7,  // 61: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
-	9,  // 62: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
-	11, // 63: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
-	18, // 64: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
-	16, // 65: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
-	63, // 66: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
-	20, // 67: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
-	22, // 68: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
-	24, // 69: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
-	26, // 70: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
-	28, // 71: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
-	30, // 72: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
-	34, // 73: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
-	43, // 74: warren.v1.Control.InspectNetwork:output_type -> warren.v1.InspectNetworkResponse
-	36, // 75: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
-	39, // 76: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
-	41, // 77: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
-	58, // [58:78] is the sub-list for method output_type
-	38, // [38:58] is the sub-list for method input_type
+	42, // 57: warren.v1.Control.ListImages:input_type -> warren.v1.ListImagesRequest
+	40, // 58: warren.v1.Control.BackupCluster:input_type -> warren.v1.BackupClusterRequest
+	1,  // 59: warren.v1.Control.CreateService:output_type -> warren.v1.CreateServiceResponse
+	3,  // 60: warren.v1.Control.GetService:output_type -> warren.v1.GetServiceResponse
+	5,  // 61: warren.v1.Control.ListServices:output_type -> warren.v1.ListServicesResponse
+	7,  // 62: warren.v1.Control.UpdateService:output_type -> warren.v1.UpdateServiceResponse
+	9,  // 63: warren.v1.Control.RemoveService:output_type -> warren.v1.RemoveServiceResponse
+	11, // 64: warren.v1.Control.ListTasks:output_type -> warren.v1.ListTasksResponse
+	18, // 65: warren.v1.Control.GetTask:output_type -> warren.v1.GetTaskResponse
+	16, // 66: warren.v1.Control.Exec:output_type -> warren.v1.ExecOutput
+	65, // 67: warren.v1.Control.Logs:output_type -> warren.v1.LogMessage
+	20, // 68: warren.v1.Control.ListNodes:output_type -> warren.v1.ListNodesResponse
+	22, // 69: warren.v1.Control.GetNode:output_type -> warren.v1.GetNodeResponse
+	24, // 70: warren.v1.Control.UpdateNode:output_type -> warren.v1.UpdateNodeResponse
+	26, // 71: warren.v1.Control.RemoveNode:output_type -> warren.v1.RemoveNodeResponse
+	28, // 72: warren.v1.Control.GetJoinToken:output_type -> warren.v1.GetJoinTokenResponse
+	30, // 73: warren.v1.Control.IssueAdminCertificate:output_type -> warren.v1.IssueAdminCertificateResponse
+	34, // 74: warren.v1.Control.GetClusterInfo:output_type -> warren.v1.GetClusterInfoResponse
+	45, // 75: warren.v1.Control.InspectNetwork:output_type -> warren.v1.InspectNetworkResponse
+	36, // 76: warren.v1.Control.GetVersion:output_type -> warren.v1.GetVersionResponse
+	39, // 77: warren.v1.Control.ImportImage:output_type -> warren.v1.ImportImageResponse
+	43, // 78: warren.v1.Control.ListImages:output_type -> warren.v1.ListImagesResponse
+	41, // 79: warren.v1.Control.BackupCluster:output_type -> warren.v1.BackupChunk
+	59, // [59:80] is the sub-list for method output_type
+	38, // [38:59] is the sub-list for method input_type
 	38, // [38:38] is the sub-list for extension type_name
 	38, // [38:38] is the sub-list for extension extendee
 	0,  // [0:38] is the sub-list for field type_name
@@ -3059,7 +3147,7 @@ func file_warren_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_warren_v1_control_proto_rawDesc), len(file_warren_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

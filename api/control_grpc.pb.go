@@ -39,6 +39,7 @@ const (
 	Control_GetVersion_FullMethodName            = "/warren.v1.Control/GetVersion"
 	Control_ImportImage_FullMethodName           = "/warren.v1.Control/ImportImage"
 	Control_ListImages_FullMethodName            = "/warren.v1.Control/ListImages"
+	Control_BackupCluster_FullMethodName         = "/warren.v1.Control/BackupCluster"
 )
 
 // ControlClient is the client API for Control service.
@@ -87,6 +88,11 @@ type ControlClient interface {
 	// nodes' image stores. The first message names the targets.
 	ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportImageRequest, ImportImageResponse], error)
 	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
+	// BackupCluster streams a backup of the cluster: the state as of a
+	// consistent point, and the keys needed to restore it (`warren cluster
+	// restore`). It holds the cluster's root key: keep it as safe as a
+	// manager's data dir.
+	BackupCluster(ctx context.Context, in *BackupClusterRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
 type controlClient struct {
@@ -312,6 +318,25 @@ func (c *controlClient) ListImages(ctx context.Context, in *ListImagesRequest, o
 	return out, nil
 }
 
+func (c *controlClient) BackupCluster(ctx context.Context, in *BackupClusterRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[3], Control_BackupCluster_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupClusterRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_BackupClusterClient = grpc.ServerStreamingClient[BackupChunk]
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -358,6 +383,11 @@ type ControlServer interface {
 	// nodes' image stores. The first message names the targets.
 	ImportImage(grpc.ClientStreamingServer[ImportImageRequest, ImportImageResponse]) error
 	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
+	// BackupCluster streams a backup of the cluster: the state as of a
+	// consistent point, and the keys needed to restore it (`warren cluster
+	// restore`). It holds the cluster's root key: keep it as safe as a
+	// manager's data dir.
+	BackupCluster(*BackupClusterRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -427,6 +457,9 @@ func (UnimplementedControlServer) ImportImage(grpc.ClientStreamingServer[ImportI
 }
 func (UnimplementedControlServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
+}
+func (UnimplementedControlServer) BackupCluster(*BackupClusterRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method BackupCluster not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -780,6 +813,17 @@ func _Control_ListImages_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_BackupCluster_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupClusterRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).BackupCluster(m, &grpc.GenericServerStream[BackupClusterRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_BackupClusterServer = grpc.ServerStreamingServer[BackupChunk]
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -872,6 +916,11 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ImportImage",
 			Handler:       _Control_ImportImage_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "BackupCluster",
+			Handler:       _Control_BackupCluster_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "warren/v1/control.proto",

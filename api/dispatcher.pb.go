@@ -1144,7 +1144,11 @@ type SessionInfo struct {
 	NodeId          string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	HeartbeatPeriod *durationpb.Duration   `protobuf:"bytes,3,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
 	// managers are the addresses of the cluster's managers, to fail over to.
-	Managers      []string `protobuf:"bytes,4,rep,name=managers,proto3" json:"managers,omitempty"`
+	Managers []string `protobuf:"bytes,4,rep,name=managers,proto3" json:"managers,omitempty"`
+	// role is the node's current role (Node.role). A session sends it again
+	// when it changes: a promoted worker becomes a manager, a demoted
+	// manager a worker.
+	Role          NodeRole `protobuf:"varint,5,opt,name=role,proto3,enum=warren.v1.NodeRole" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1205,6 +1209,13 @@ func (x *SessionInfo) GetManagers() []string {
 		return x.Managers
 	}
 	return nil
+}
+
+func (x *SessionInfo) GetRole() NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
 // Assignments is the node's work. The first one of a session is COMPLETE
@@ -1353,13 +1364,14 @@ const file_warren_v1_dispatcher_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x121\n" +
 	"\bmessages\x18\x02 \x03(\v2\x15.warren.v1.LogMessageR\bmessages\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"\x15\n" +
-	"\x13PublishLogsResponse\"\xa7\x01\n" +
+	"\x13PublishLogsResponse\"\xd0\x01\n" +
 	"\vSessionInfo\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12D\n" +
 	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12\x1a\n" +
-	"\bmanagers\x18\x04 \x03(\tR\bmanagers\"\xdc\x01\n" +
+	"\bmanagers\x18\x04 \x03(\tR\bmanagers\x12'\n" +
+	"\x04role\x18\x05 \x01(\x0e2\x13.warren.v1.NodeRoleR\x04role\"\xdc\x01\n" +
 	"\vAssignments\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.warren.v1.Assignments.TypeR\x04type\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12%\n" +
@@ -1424,7 +1436,8 @@ var file_warren_v1_dispatcher_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 	(*LogMessage)(nil),            // 30: warren.v1.LogMessage
 	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*Task)(nil),                  // 32: warren.v1.Task
+	(NodeRole)(0),                 // 32: warren.v1.NodeRole
+	(*Task)(nil),                  // 33: warren.v1.Task
 }
 var file_warren_v1_dispatcher_proto_depIdxs = []int32{
 	6,  // 0: warren.v1.SessionRequest.register:type_name -> warren.v1.RegisterRequest
@@ -1451,21 +1464,22 @@ var file_warren_v1_dispatcher_proto_depIdxs = []int32{
 	29, // 21: warren.v1.LogRequest.since:type_name -> google.protobuf.Timestamp
 	30, // 22: warren.v1.PublishLogsRequest.messages:type_name -> warren.v1.LogMessage
 	31, // 23: warren.v1.SessionInfo.heartbeat_period:type_name -> google.protobuf.Duration
-	0,  // 24: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
-	32, // 25: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
-	3,  // 26: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
-	15, // 27: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
-	12, // 28: warren.v1.Dispatcher.ExecAttach:input_type -> warren.v1.ExecFromNode
-	1,  // 29: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
-	10, // 30: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
-	16, // 31: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
-	13, // 32: warren.v1.Dispatcher.ExecAttach:output_type -> warren.v1.ExecToNode
-	2,  // 33: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
-	30, // [30:34] is the sub-list for method output_type
-	26, // [26:30] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	32, // 24: warren.v1.SessionInfo.role:type_name -> warren.v1.NodeRole
+	0,  // 25: warren.v1.Assignments.type:type_name -> warren.v1.Assignments.Type
+	33, // 26: warren.v1.Assignments.tasks:type_name -> warren.v1.Task
+	3,  // 27: warren.v1.Dispatcher.Session:input_type -> warren.v1.SessionRequest
+	15, // 28: warren.v1.Dispatcher.PublishLogs:input_type -> warren.v1.PublishLogsRequest
+	12, // 29: warren.v1.Dispatcher.ExecAttach:input_type -> warren.v1.ExecFromNode
+	1,  // 30: warren.v1.Dispatcher.FetchImage:input_type -> warren.v1.FetchImageRequest
+	10, // 31: warren.v1.Dispatcher.Session:output_type -> warren.v1.SessionMessage
+	16, // 32: warren.v1.Dispatcher.PublishLogs:output_type -> warren.v1.PublishLogsResponse
+	13, // 33: warren.v1.Dispatcher.ExecAttach:output_type -> warren.v1.ExecToNode
+	2,  // 34: warren.v1.Dispatcher.FetchImage:output_type -> warren.v1.FetchImageChunk
+	31, // [31:35] is the sub-list for method output_type
+	27, // [27:31] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_dispatcher_proto_init() }

@@ -929,6 +929,11 @@ type Node struct {
 	Network *NodeNetwork `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
 	// manager_status is set for managers: where peers and nodes reach them.
 	ManagerStatus *ManagerStatus `protobuf:"bytes,7,opt,name=manager_status,json=managerStatus,proto3" json:"manager_status,omitempty"`
+	// role is the role the node has now: what its certificate says and
+	// whether it is a Raft voter. spec.role is the role asked for; the
+	// leader moves role to it (a demotion only once the node left Raft).
+	// Unset on nodes recorded before promotion existed: spec.role holds.
+	Role          NodeRole `protobuf:"varint,8,opt,name=role,proto3,enum=warren.v1.NodeRole" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1010,6 +1015,13 @@ func (x *Node) GetManagerStatus() *ManagerStatus {
 		return x.ManagerStatus
 	}
 	return nil
+}
+
+func (x *Node) GetRole() NodeRole {
+	if x != nil {
+		return x.Role
+	}
+	return NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
 // ManagerStatus is how a manager is reached. Whether it is reachable and
@@ -3754,7 +3766,7 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\rNetworkConfig\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12,\n" +
 	"\x12node_prefix_length\x18\x02 \x01(\rR\x10nodePrefixLength\x12\x19\n" +
-	"\bvip_pool\x18\x03 \x01(\tR\avipPool\"\xc4\x02\n" +
+	"\bvip_pool\x18\x03 \x01(\tR\avipPool\"\xed\x02\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\x04meta\x18\x02 \x01(\v2\x0f.warren.v1.MetaR\x04meta\x12'\n" +
@@ -3762,7 +3774,8 @@ const file_warren_v1_types_proto_rawDesc = "" +
 	"\vdescription\x18\x04 \x01(\v2\x1a.warren.v1.NodeDescriptionR\vdescription\x12-\n" +
 	"\x06status\x18\x05 \x01(\v2\x15.warren.v1.NodeStatusR\x06status\x120\n" +
 	"\anetwork\x18\x06 \x01(\v2\x16.warren.v1.NodeNetworkR\anetwork\x12?\n" +
-	"\x0emanager_status\x18\a \x01(\v2\x18.warren.v1.ManagerStatusR\rmanagerStatus\"G\n" +
+	"\x0emanager_status\x18\a \x01(\v2\x18.warren.v1.ManagerStatusR\rmanagerStatus\x12'\n" +
+	"\x04role\x18\b \x01(\x0e2\x13.warren.v1.NodeRoleR\x04role\"G\n" +
 	"\rManagerStatus\x12\x1b\n" +
 	"\traft_addr\x18\x01 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x02 \x01(\tR\aapiAddr\"\x84\x01\n" +
@@ -4121,76 +4134,77 @@ var file_warren_v1_types_proto_depIdxs = []int32{
 	21, // 14: warren.v1.Node.status:type_name -> warren.v1.NodeStatus
 	16, // 15: warren.v1.Node.network:type_name -> warren.v1.NodeNetwork
 	15, // 16: warren.v1.Node.manager_status:type_name -> warren.v1.ManagerStatus
-	0,  // 17: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
-	1,  // 18: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
-	52, // 19: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
-	18, // 20: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
-	19, // 21: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
-	45, // 22: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
-	2,  // 23: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
-	55, // 24: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
-	53, // 25: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
-	28, // 26: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
-	25, // 27: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
-	26, // 28: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
-	27, // 29: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
-	23, // 30: warren.v1.ServiceSpec.endpoint:type_name -> warren.v1.EndpointSpec
-	24, // 31: warren.v1.EndpointSpec.ports:type_name -> warren.v1.PortConfig
-	3,  // 32: warren.v1.PortConfig.publish_mode:type_name -> warren.v1.PublishMode
-	56, // 33: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	29, // 34: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
-	35, // 35: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
-	36, // 36: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
-	37, // 37: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
-	54, // 38: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
-	56, // 39: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	30, // 40: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
-	56, // 41: warren.v1.ContainerSpec.drain_period:type_name -> google.protobuf.Duration
-	31, // 42: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
-	32, // 43: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
-	33, // 44: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
-	56, // 45: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	56, // 46: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	56, // 47: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	5,  // 48: warren.v1.Health.state:type_name -> warren.v1.Health.State
-	55, // 49: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
-	19, // 50: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
-	19, // 51: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
-	6,  // 52: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
-	56, // 53: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	56, // 54: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	8,  // 55: warren.v1.Service.meta:type_name -> warren.v1.Meta
-	22, // 56: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
-	22, // 57: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
-	41, // 58: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
-	39, // 59: warren.v1.Service.endpoint:type_name -> warren.v1.Endpoint
-	24, // 60: warren.v1.Endpoint.ports:type_name -> warren.v1.PortConfig
-	7,  // 61: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
-	55, // 62: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	55, // 63: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 64: warren.v1.Task.meta:type_name -> warren.v1.Meta
-	28, // 65: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
-	4,  // 66: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
-	43, // 67: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
-	40, // 68: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
-	4,  // 69: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
-	55, // 70: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	44, // 71: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
-	34, // 72: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
-	55, // 73: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
-	55, // 74: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	55, // 75: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
-	13, // 76: warren.v1.NetworkMap.config:type_name -> warren.v1.NetworkConfig
-	48, // 77: warren.v1.NetworkMap.nodes:type_name -> warren.v1.MeshNode
-	49, // 78: warren.v1.NetworkMap.services:type_name -> warren.v1.ServiceEndpoints
-	24, // 79: warren.v1.ServiceEndpoints.ports:type_name -> warren.v1.PortConfig
-	50, // 80: warren.v1.ServiceEndpoints.backends:type_name -> warren.v1.Backend
-	55, // 81: warren.v1.MeshPeer.last_handshake:type_name -> google.protobuf.Timestamp
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	0,  // 17: warren.v1.Node.role:type_name -> warren.v1.NodeRole
+	0,  // 18: warren.v1.NodeSpec.role:type_name -> warren.v1.NodeRole
+	1,  // 19: warren.v1.NodeSpec.availability:type_name -> warren.v1.NodeAvailability
+	52, // 20: warren.v1.NodeSpec.labels:type_name -> warren.v1.NodeSpec.LabelsEntry
+	18, // 21: warren.v1.NodeDescription.platform:type_name -> warren.v1.Platform
+	19, // 22: warren.v1.NodeDescription.resources:type_name -> warren.v1.Resources
+	45, // 23: warren.v1.NodeDescription.images:type_name -> warren.v1.Image
+	2,  // 24: warren.v1.NodeStatus.state:type_name -> warren.v1.NodeState
+	55, // 25: warren.v1.NodeStatus.cert_not_after:type_name -> google.protobuf.Timestamp
+	53, // 26: warren.v1.ServiceSpec.labels:type_name -> warren.v1.ServiceSpec.LabelsEntry
+	28, // 27: warren.v1.ServiceSpec.task:type_name -> warren.v1.TaskSpec
+	25, // 28: warren.v1.ServiceSpec.replicated:type_name -> warren.v1.ReplicatedService
+	26, // 29: warren.v1.ServiceSpec.global:type_name -> warren.v1.GlobalService
+	27, // 30: warren.v1.ServiceSpec.update:type_name -> warren.v1.UpdateConfig
+	23, // 31: warren.v1.ServiceSpec.endpoint:type_name -> warren.v1.EndpointSpec
+	24, // 32: warren.v1.EndpointSpec.ports:type_name -> warren.v1.PortConfig
+	3,  // 33: warren.v1.PortConfig.publish_mode:type_name -> warren.v1.PublishMode
+	56, // 34: warren.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	29, // 35: warren.v1.TaskSpec.container:type_name -> warren.v1.ContainerSpec
+	35, // 36: warren.v1.TaskSpec.resources:type_name -> warren.v1.ResourceRequirements
+	36, // 37: warren.v1.TaskSpec.restart:type_name -> warren.v1.RestartPolicy
+	37, // 38: warren.v1.TaskSpec.placement:type_name -> warren.v1.Placement
+	54, // 39: warren.v1.ContainerSpec.labels:type_name -> warren.v1.ContainerSpec.LabelsEntry
+	56, // 40: warren.v1.ContainerSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	30, // 41: warren.v1.ContainerSpec.healthcheck:type_name -> warren.v1.HealthCheck
+	56, // 42: warren.v1.ContainerSpec.drain_period:type_name -> google.protobuf.Duration
+	31, // 43: warren.v1.HealthCheck.exec:type_name -> warren.v1.HealthExec
+	32, // 44: warren.v1.HealthCheck.http:type_name -> warren.v1.HealthHTTP
+	33, // 45: warren.v1.HealthCheck.tcp:type_name -> warren.v1.HealthTCP
+	56, // 46: warren.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	56, // 47: warren.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	56, // 48: warren.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	5,  // 49: warren.v1.Health.state:type_name -> warren.v1.Health.State
+	55, // 50: warren.v1.Health.last_probe:type_name -> google.protobuf.Timestamp
+	19, // 51: warren.v1.ResourceRequirements.limits:type_name -> warren.v1.Resources
+	19, // 52: warren.v1.ResourceRequirements.reservations:type_name -> warren.v1.Resources
+	6,  // 53: warren.v1.RestartPolicy.condition:type_name -> warren.v1.RestartPolicy.Condition
+	56, // 54: warren.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	56, // 55: warren.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	8,  // 56: warren.v1.Service.meta:type_name -> warren.v1.Meta
+	22, // 57: warren.v1.Service.spec:type_name -> warren.v1.ServiceSpec
+	22, // 58: warren.v1.Service.previous_spec:type_name -> warren.v1.ServiceSpec
+	41, // 59: warren.v1.Service.update_status:type_name -> warren.v1.UpdateStatus
+	39, // 60: warren.v1.Service.endpoint:type_name -> warren.v1.Endpoint
+	24, // 61: warren.v1.Endpoint.ports:type_name -> warren.v1.PortConfig
+	7,  // 62: warren.v1.UpdateStatus.state:type_name -> warren.v1.UpdateStatus.State
+	55, // 63: warren.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	55, // 64: warren.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 65: warren.v1.Task.meta:type_name -> warren.v1.Meta
+	28, // 66: warren.v1.Task.spec:type_name -> warren.v1.TaskSpec
+	4,  // 67: warren.v1.Task.desired_state:type_name -> warren.v1.TaskState
+	43, // 68: warren.v1.Task.status:type_name -> warren.v1.TaskStatus
+	40, // 69: warren.v1.Task.registry_auth:type_name -> warren.v1.RegistryAuth
+	4,  // 70: warren.v1.TaskStatus.state:type_name -> warren.v1.TaskState
+	55, // 71: warren.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	44, // 72: warren.v1.TaskStatus.last_exit:type_name -> warren.v1.ExitInfo
+	34, // 73: warren.v1.TaskStatus.health:type_name -> warren.v1.Health
+	55, // 74: warren.v1.ExitInfo.at:type_name -> google.protobuf.Timestamp
+	55, // 75: warren.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	55, // 76: warren.v1.LogMessage.time:type_name -> google.protobuf.Timestamp
+	13, // 77: warren.v1.NetworkMap.config:type_name -> warren.v1.NetworkConfig
+	48, // 78: warren.v1.NetworkMap.nodes:type_name -> warren.v1.MeshNode
+	49, // 79: warren.v1.NetworkMap.services:type_name -> warren.v1.ServiceEndpoints
+	24, // 80: warren.v1.ServiceEndpoints.ports:type_name -> warren.v1.PortConfig
+	50, // 81: warren.v1.ServiceEndpoints.backends:type_name -> warren.v1.Backend
+	55, // 82: warren.v1.MeshPeer.last_handshake:type_name -> google.protobuf.Timestamp
+	83, // [83:83] is the sub-list for method output_type
+	83, // [83:83] is the sub-list for method input_type
+	83, // [83:83] is the sub-list for extension type_name
+	83, // [83:83] is the sub-list for extension extendee
+	0,  // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_warren_v1_types_proto_init() }

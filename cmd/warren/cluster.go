@@ -20,7 +20,8 @@ func newClusterCmd(c *cli) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return c.clusterInfo(cmd, format(f)) },
 	}
 	info.Flags().StringVar(&f, "format", "", "json, or a Go template over the API's GetClusterInfoResponse")
-	cmd.AddCommand(newClusterInitCmd(), newClusterJoinCmd(), info, newJoinTokenCmd(c), newClusterCACmd(c))
+	cmd.AddCommand(newClusterInitCmd(), newClusterJoinCmd(), info, newJoinTokenCmd(c), newClusterCACmd(c),
+		newClusterBackupCmd(c), newClusterRestoreCmd(c))
 	return cmd
 }
 

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"net"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/warren-project/warren/internal/daemon"
 	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/network/ipam"
 	"github.com/warren-project/warren/internal/network/overlay"
 	"github.com/warren-project/warren/internal/network/wireguard"
+	"github.com/warren-project/warren/internal/node"
+	"github.com/warren-project/warren/internal/security/ca"
 )
 
 // newClusterInitCmd runs a manager in the foreground: a new cluster on an
@@ -26,7 +30,10 @@ func newClusterInitCmd() *cobra.Command {
 a new cluster: its CA, the manager's certificate, and an admin client bundle in
 DATA_DIR/admin. On an existing data dir it resumes the same cluster and adopts the
 containers already running. The manager also runs tasks, so one machine is a
-complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`,
+complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.
+
+Demoted ("warren node demote"), the node goes on as a worker, and a later
+start with the same data dir resumes it as one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -36,11 +43,7 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 				return err
 			}
 			cfg.AddressPlan = plan
-			m, err := manager.New(cfg)
-			if err != nil {
-				return err
-			}
-			return m.Run(ctx)
+			return daemon.Run(ctx, daemon.Config{Manager: cfg, Node: nodeConfigOf(cfg), FirstRole: ca.RoleManager})
 		},
 	}
 	f := cmd.Flags()
@@ -61,6 +64,15 @@ complete cluster. SIGTERM or Ctrl-C stops the manager; containers keep running.`
 	f.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", false, "on an existing data dir: make this manager the cluster's only manager, keeping its state (after losing a majority of managers for good); join others again afterwards")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	return cmd
+}
+
+// nodeConfigOf is how a manager's host runs once demoted to a worker.
+func nodeConfigOf(m manager.Config) node.Config {
+	adv := m.AdvertiseAddr
+	if h, _, err := net.SplitHostPort(adv); err == nil {
+		adv = h // the worker advertises a host; the port was the API's
+	}
+	return node.Config{DataDir: m.DataDir, AdvertiseAddr: adv, ContainerdSocket: m.ContainerdSocket, Overlay: m.Overlay}
 }
 
 // addOverlayFlags are a node's overlay flags, for init and join.

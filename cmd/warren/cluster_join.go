@@ -1,15 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-project/warren/internal/daemon"
 	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/node"
 	"github.com/warren-project/warren/internal/security/ca"
@@ -35,7 +33,9 @@ manager: it receives the cluster's keys, becomes a Raft voter, holds the whole
 state, serves the API and runs tasks like the first manager.
 
 Restarted with the same data dir, the node resumes as the same node, with no token.
-SIGTERM or Ctrl-C stops it; containers keep running.`,
+Promoted ("warren node promote") or demoted, it switches role in place, and a
+later start resumes it in its new role; the manager-only flags apply once it
+is a manager. SIGTERM or Ctrl-C stops it; containers keep running.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -43,20 +43,9 @@ SIGTERM or Ctrl-C stops it; containers keep running.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			if joinsAsManager(cfg.Token, cfg.DataDir) {
-				mcfg.DataDir, mcfg.JoinAddr, mcfg.JoinToken = cfg.DataDir, cfg.ManagerAddr, cfg.Token
-				mcfg.AdvertiseAddr, mcfg.ContainerdSocket, mcfg.Overlay = cfg.AdvertiseAddr, cfg.ContainerdSocket, cfg.Overlay
-				m, err := manager.New(mcfg)
-				if err != nil {
-					return err
-				}
-				return m.Run(ctx)
-			}
-			n, err := node.New(cfg)
-			if err != nil {
-				return err
-			}
-			return n.Run(ctx)
+			mcfg.DataDir, mcfg.JoinAddr, mcfg.JoinToken = cfg.DataDir, cfg.ManagerAddr, cfg.Token
+			mcfg.AdvertiseAddr, mcfg.ContainerdSocket, mcfg.Overlay = cfg.AdvertiseAddr, cfg.ContainerdSocket, cfg.Overlay
+			return daemon.Run(ctx, daemon.Config{Manager: mcfg, Node: cfg, FirstRole: tokenRole(cfg.Token)})
 		},
 	}
 	f := cmd.Flags()
@@ -73,20 +62,13 @@ SIGTERM or Ctrl-C stops it; containers keep running.`,
 	return cmd
 }
 
-// joinsAsManager tells a manager join (a manager token, or a data dir of a
-// manager that joined before) from a worker's.
-func joinsAsManager(tok, dataDir string) bool {
-	if t, err := token.Parse(tok); err == nil {
-		return t.Role == token.RoleManager
+// tokenRole is the role a node joining with tok starts in: a manager
+// token's makes a manager. A data dir that holds an identity keeps its own.
+func tokenRole(tok string) string {
+	if t, err := token.Parse(tok); err == nil && t.Role == token.RoleManager {
+		return ca.RoleManager
 	}
-	raw, err := os.ReadFile(filepath.Join(dataDir, "identity.json"))
-	if err != nil {
-		return false
-	}
-	var id struct {
-		Role string `json:"role"`
-	}
-	return json.Unmarshal(raw, &id) == nil && id.Role == ca.RoleManager
+	return ca.RoleWorker
 }
 
 // withDefaultPort adds port to an address that has none.

@@ -39,7 +39,8 @@ func newNodeCmd(c *cli) *cobra.Command {
 	}
 	inspect.Flags().StringVar(&inspectFormat, "format", "", "json (the default), or a Go template over the API's Node")
 	inspect.Flags().BoolVar(&pretty, "pretty", false, "print a readable summary instead of JSON")
-	cmd.AddCommand(ls, inspect, newNodeUpdateCmd(c), newNodeRemoveCmd(c))
+	cmd.AddCommand(ls, inspect, newNodeUpdateCmd(c), newNodeRemoveCmd(c),
+		newNodeRoleCmd(c, promotion), newNodeRoleCmd(c, demotion))
 	return cmd
 }
 
@@ -78,7 +79,7 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 	for _, n := range nodes {
 		r := nodeRow{
 			ID: shortID(n.GetId()), Hostname: n.GetDescription().GetHostname(),
-			Role:          enumName(n.GetSpec().GetRole(), "NODE_ROLE_"),
+			Role:          roleWord(n),
 			Status:        enumName(n.GetStatus().GetState(), "NODE_STATE_"),
 			Availability:  enumName(n.GetSpec().GetAvailability(), "NODE_AVAILABILITY_"),
 			ManagerStatus: managerStatus(n, raft),
@@ -93,7 +94,7 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 // manager sees it: "Leader", "Reachable" or "Unreachable"; nothing for a
 // worker, or for a manager that is not (yet) a Raft member.
 func managerStatus(n *api.Node, raft *api.RaftInfo) string {
-	if n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+	if !n.IsManager() {
 		return ""
 	}
 	for _, s := range raft.GetServers() {
@@ -102,6 +103,16 @@ func managerStatus(n *api.Node, raft *api.RaftInfo) string {
 		}
 	}
 	return ""
+}
+
+// roleWord is the node's role, and the one it is moving to during a
+// promotion or demotion: "worker→manager".
+func roleWord(n *api.Node) string {
+	now := enumName(n.CurrentRole(), "NODE_ROLE_")
+	if asked := n.GetSpec().GetRole(); asked != n.CurrentRole() {
+		return now + "→" + enumName(asked, "NODE_ROLE_")
+	}
+	return now
 }
 
 // raftServerStatus is "Leader", "Reachable" or "Unreachable".

@@ -38,7 +38,7 @@ func (c *cli) writeNodePretty(n *api.Node) {
 	if created := n.GetMeta().GetCreatedAt(); created != nil {
 		line("Joined at", fmt.Sprintf("%s (%s)", created.AsTime().UTC().Format(time.RFC3339), lowerFirst(c.ago(created))))
 	}
-	line("Role", enumName(n.GetSpec().GetRole(), "NODE_ROLE_"))
+	line("Role", roleWord(n))
 	section("Status")
 	line(" State", enumName(st.GetState(), "NODE_STATE_"))
 	if st.GetMessage() != "" {

@@ -191,3 +191,30 @@ func TestNodeInspectPretty(t *testing.T) {
 		}
 	}
 }
+
+// promote and demote ask for the role and wait until the node has it;
+// demoting the last manager says what to do instead.
+func TestNodePromoteDemote(t *testing.T) {
+	fake, host := fakeManager(t)
+	fake.AddNode("node-2", api.NodeRole_NODE_ROLE_WORKER)
+	r := warren(t, host, "node", "promote", "node-2").wantOK(t)
+	if !strings.Contains(r.out, "node node-2: now a manager (Reachable)") {
+		t.Fatalf("promote output %q, want it to end with the node a reachable manager", r.out)
+	}
+	if got := fake.Nodes()[1]; !got.IsManager() || got.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+		t.Fatalf("node-2 after promote: %v", got)
+	}
+	r = warren(t, host, "node", "promote", "--detach", "node-2").wantOK(t)
+	if !strings.Contains(r.out, "already a manager") {
+		t.Fatalf("second promote output %q, want it to say the node already is one", r.out)
+	}
+	r = warren(t, host, "node", "demote", "node-2").wantOK(t)
+	if !strings.Contains(r.out, "node node-2: now a worker") {
+		t.Fatalf("demote output %q", r.out)
+	}
+	warren(t, host, "node", "demote", fake.Nodes()[0].GetDescription().GetHostname()).wantError(t, "only manager")
+	r = warren(t, host, "node", "ls").wantOK(t)
+	if !regexp.MustCompile(`node-2\s+worker\s`).MatchString(r.out) {
+		t.Fatalf("node ls after demote:\n%s", r.out)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/state"
 )
@@ -43,7 +42,7 @@ func (m *Manager) managerAddrs() []string {
 	out := []string{m.advertiseAPI()}
 	m.store.View(func(tx state.ReadTx) {
 		for _, n := range tx.ListNodes() {
-			if a := n.GetManagerStatus().GetApiAddr(); a != "" && !slices.Contains(out, a) && n.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+			if a := n.GetManagerStatus().GetApiAddr(); a != "" && !slices.Contains(out, a) && n.IsManager() {
 				out = append(out, a)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,80 @@ func TestArchivesCopiedToEveryManager(t *testing.T) {
 			_, err := os.Stat(path)
 			return err == nil
 		})
+	}
+}
+
+// Five managers survive the loss of two: a follower first (the leader
+// stays, writes go on), then the leader (another is elected). Writes sent
+// to any survivor are accepted and reach every survivor. A third loss
+// leaves two of five: writes fail, saying three are needed.
+func TestFiveManagersLoseTwo(t *testing.T) {
+	ms := joinManagers(t, 5)
+	leader := leaderOf(ms)
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	var live []*testManager
+	stopped := false
+	for _, m := range ms {
+		if m != leader && !stopped {
+			m.stop() // a follower
+			stopped = true
+			continue
+		}
+		live = append(live, m)
+	}
+	write := func(via *testManager, name string) {
+		t.Helper()
+		var err error
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = via.localClient(t).CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+				Name: name, Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: image, Network: "host"}},
+			}})
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("write %s through %s: %v", name, via.NodeID(), err)
+		}
+		for _, m := range live {
+			testutil.WaitFor(t, 10*time.Second, name+" on manager "+m.NodeID(), func() bool {
+				var ok bool
+				m.store.View(func(tx state.ReadTx) { _, err := tx.LookupService(name); ok = err == nil })
+				return ok
+			})
+		}
+	}
+	write(live[len(live)-1], "after-follower-loss")
+	if leaderOf(live) != leader {
+		t.Fatal("losing a follower changed the leader")
+	}
+
+	leader.stop()
+	live = slices.DeleteFunc(live, func(m *testManager) bool { return m == leader })
+	for i, m := range live {
+		write(m, fmt.Sprintf("after-leader-loss-%d", i))
+	}
+	if leaderOf(live) == nil {
+		t.Fatal("no leader among the three survivors")
+	}
+
+	live[0].stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	// A write in flight when a leader died may come back Unknown (it may
+	// have been applied); once the survivors see no leader, they refuse.
+	for i := 0; i == 0 || status.Code(err) == codes.Unknown; i++ {
+		_, err = live[1].localClient(t).CreateService(ctx, &api.CreateServiceRequest{Spec: &api.ServiceSpec{
+			Name: fmt.Sprintf("no-quorum-%d", i), Task: &api.TaskSpec{Container: &api.ContainerSpec{Image: image}},
+		}})
+	}
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "3 of the 5 managers") {
+		t.Fatalf("a write with two of five managers: %v; want Unavailable saying 3 of the 5 are needed", err)
 	}
 }

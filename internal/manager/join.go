@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,13 +11,12 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
-	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/security/join"
 	"github.com/warren-project/warren/internal/security/token"
 )
 
 // dataKeyPath is where a manager keeps the key that seals secrets.
-func dataKeyPath(dataDir string) string { return filepath.Join(dataDir, "keys", "data.key") }
+func dataKeyPath(dataDir string) string { return filepath.Join(dataDir, join.DataKeyFile) }
 
 // joinCluster admits this manager into an existing cluster with a manager
 // token, on a data dir that holds no identity yet: it receives its
@@ -40,34 +38,11 @@ func (m *Manager) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sec := creds.ManagerSecrets
-	if sec == nil || len(sec.GetCaKey()) == 0 || len(sec.GetDataKey()) == 0 {
-		return fmt.Errorf("the manager at %s admitted this node without the cluster's keys: is it an older version?", m.cfg.JoinAddr)
+	if len(creds.ManagerAddrs) == 0 {
+		creds.ManagerAddrs = []string{m.cfg.JoinAddr}
 	}
-	root, err := ca.FromPEM(creds.CAPEM, sec.GetCaKey())
-	if err != nil {
+	if err := creds.SaveManager(m.cfg.DataDir); err != nil {
 		return err
-	}
-	dir := m.cfg.DataDir
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		return err
-	}
-	if err := root.Save(filepath.Join(dir, "ca")); err != nil {
-		return err
-	}
-	if err := ca.SaveKeyPair(filepath.Join(dir, "certs"), "node", append(creds.CertPEM, creds.CAPEM...), creds.KeyPEM); err != nil {
-		return err
-	}
-	if err := os.WriteFile(dataKeyPath(dir), sec.GetDataKey(), 0o600); err != nil {
-		return fmt.Errorf("write the data key: %w", err)
-	}
-	id := identity{NodeID: creds.NodeID, ClusterID: creds.ClusterID, Role: ca.RoleManager, JoinAddrs: creds.ManagerAddrs}
-	if len(id.JoinAddrs) == 0 {
-		id.JoinAddrs = []string{m.cfg.JoinAddr}
-	}
-	raw, _ := json.MarshalIndent(id, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, identityFile), append(raw, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", identityFile, err)
 	}
 	m.log.Info("joined the cluster as a manager", "node.id", creds.NodeID, "cluster.id", creds.ClusterID, "via", m.cfg.JoinAddr)
 	return nil

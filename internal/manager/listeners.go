@@ -56,7 +56,7 @@ func listenUnix(path string) (net.Listener, error) {
 // newGRPCServer returns a gRPC server. The remote one does mutual TLS and
 // lets each certificate's role call what it may; the local one (unix socket,
 // in-process agent) trusts its callers, whom the file system vetted.
-func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error) *grpc.Server {
+func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error, isManager func(nodeID string) bool) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(16 << 20),
 		// Nodes and managers ping idle connections (see dialPeer), so a
@@ -64,14 +64,16 @@ func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if remoteTLS != nil {
-			if err := authorize(ctx, info.FullMethod); err != nil {
-				return nil, err
-			}
-		}
+		// A consistent read catches up first: whether a caller's node is a
+		// manager is itself read from the state.
 		if wantsConsistentRead(ctx) {
 			if err := consistent(ctx); err != nil {
 				return nil, status.Errorf(codes.Unavailable, "a consistent read needs the leader: %v", err)
+			}
+		}
+		if remoteTLS != nil {
+			if err := authorize(ctx, info.FullMethod, isManager); err != nil {
+				return nil, err
 			}
 		}
 		return h(ctx, req)
@@ -81,7 +83,7 @@ func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error
 		opts = append(opts,
 			grpc.Creds(credentials.NewTLS(remoteTLS)),
 			grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-				if err := authorize(ss.Context(), info.FullMethod); err != nil {
+				if err := authorize(ss.Context(), info.FullMethod, isManager); err != nil {
 					return err
 				}
 				return h(srv, ss)
@@ -94,11 +96,18 @@ func newGRPCServer(remoteTLS *tls.Config, consistent func(context.Context) error
 // node joining with a token.
 var joinMethod = "/" + api.NodeCA_ServiceDesc.ServiceName + "/Join"
 
+// errNoLongerManager is how a manager refuses the certificate of a demoted
+// one, which recognises it (isDemotedRefusal).
+const errNoLongerManager = "is no longer a manager of this cluster"
+
 // authorize checks a remote caller's certificate: admins and managers may
 // use the Control API; any node of the cluster may open its own session
 // (the dispatcher checks it is its own) and renew its certificate. Only
-// Join needs no certificate.
-func authorize(ctx context.Context, method string) error {
+// Join needs no certificate. A manager's certificate counts only while
+// isManager says its node is one: a demoted manager's certificate stays
+// valid until it expires, but no longer opens the Control API or Raft
+// membership calls.
+func authorize(ctx context.Context, method string, isManager func(nodeID string) bool) error {
 	if method == joinMethod {
 		return nil
 	}
@@ -106,11 +115,16 @@ func authorize(ctx context.Context, method string) error {
 	if !ok {
 		return status.Error(codes.Unauthenticated, "a client certificate of this cluster's CA is required: join with a token, or use an admin bundle (--tls-dir)")
 	}
-	if strings.HasPrefix(method, "/"+api.Control_ServiceDesc.ServiceName+"/") && id.Role != ca.RoleAdmin && id.Role != ca.RoleManager {
+	control := strings.HasPrefix(method, "/"+api.Control_ServiceDesc.ServiceName+"/")
+	raft := strings.HasPrefix(method, "/"+api.RaftMembership_ServiceDesc.ServiceName+"/")
+	if control && id.Role != ca.RoleAdmin && id.Role != ca.RoleManager {
 		return status.Errorf(codes.PermissionDenied, "a %s certificate cannot call %s: use an admin certificate", id.Role, method)
 	}
-	if strings.HasPrefix(method, "/"+api.RaftMembership_ServiceDesc.ServiceName+"/") && id.Role != ca.RoleManager {
+	if raft && id.Role != ca.RoleManager {
 		return status.Errorf(codes.PermissionDenied, "only managers may call %s", method)
+	}
+	if (control || raft) && id.Role == ca.RoleManager && isManager != nil && !isManager(id.NodeID) {
+		return status.Errorf(codes.PermissionDenied, "node %s %s: its manager certificate cannot call %s", id.NodeID, errNoLongerManager, method)
 	}
 	return nil
 }

@@ -12,14 +12,17 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/raftnode"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/join"
 	"github.com/warren-project/warren/internal/state"
 )
 
@@ -42,6 +45,10 @@ type Manager struct {
 	leaderCh          chan bool
 	tcpAddr, restAddr net.Addr
 	ready             chan struct{}
+	// demoted is closed when this node's session says it is a worker now.
+	demoted    chan struct{}
+	demoteOnce sync.Once
+	fallback   agentFallback // the agent's way to a leader when Raft knows none
 }
 
 // New checks cfg; Run does the work.
@@ -66,7 +73,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = "warren"
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger.With("module", "manager"), ready: make(chan struct{})}, nil
+	return &Manager{cfg: cfg, log: cfg.Logger.With("module", "manager"), ready: make(chan struct{}), demoted: make(chan struct{})}, nil
 }
 
 // Ready is closed once the manager serves its API.
@@ -85,8 +92,26 @@ func (m *Manager) NodeID() string { return m.creds.NodeID }
 func (m *Manager) Store() *state.MemoryStore { return m.store }
 
 // Run starts everything and blocks until ctx ends, then stops cleanly.
-// Containers keep running after it returns.
-func (m *Manager) Run(ctx context.Context) (err error) {
+// Containers keep running after it returns. When the cluster demotes this
+// manager, Run turns its data dir into a worker's and returns an error
+// matching join.ErrRoleChanged: the caller runs the node as a worker.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.run(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-m.demoted:
+	default:
+		return nil
+	}
+	if err := m.becomeWorker(); err != nil {
+		return fmt.Errorf("this manager was demoted, but could not turn its data dir %s into a worker's: %w", m.cfg.DataDir, err)
+	}
+	m.log.Info("demoted: this node now runs as a worker", "node.id", m.creds.NodeID)
+	return fmt.Errorf("%w: it is now a worker", join.ErrRoleChanged)
+}
+
+func (m *Manager) run(ctx context.Context) (err error) {
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -108,19 +133,38 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	rctx, stopRenewal := context.WithCancel(ctx)
 	go m.renewOwnCertificate(rctx)
 	onStop(stopRenewal)
+	// A manager demoted while it was away learns it at start: from the
+	// other managers, or from the leader refusing its first write.
+	demotedAway := func(err error) bool {
+		if errors.Is(err, errDemotedAway) || isDemotedRefusal(err) {
+			m.log.Warn("this manager was demoted while it was away: going on as a worker", "err", err)
+			m.onRole(api.NodeRole_NODE_ROLE_WORKER)
+			return true // Run turns the data dir into a worker's
+		}
+		return false
+	}
 	if err := m.startRaft(ctx, onStop); err != nil {
+		if demotedAway(err) {
+			return nil
+		}
 		return err
 	}
 	if err := m.startExecutor(ctx, onStop); err != nil {
 		return err
 	}
 	if err := m.retryStartupWrite(ctx, m.ensureClusterObjects); err != nil {
+		if demotedAway(err) {
+			return nil
+		}
 		return err
 	}
 	if err := m.serve(ctx, onStop); err != nil {
 		return err
 	}
 	if err := m.retryStartupWrite(ctx, m.recordManagerStatus); err != nil {
+		if demotedAway(err) {
+			return nil
+		}
 		return err
 	}
 	m.startLeading(ctx, onStop)
@@ -131,8 +175,12 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 	close(m.ready)
 	m.log.Info("manager ready", "node.id", m.creds.NodeID, "cluster.id", m.creds.ClusterID,
 		"api", m.tcpAddr, "socket", m.cfg.SocketPath)
-	<-ctx.Done()
-	m.log.Info("manager stopping; containers keep running")
+	select {
+	case <-ctx.Done():
+		m.log.Info("manager stopping; containers keep running")
+	case <-m.demoted:
+		m.log.Info("demoted and out of Raft: stopping the manager; containers keep running")
+	}
 	return nil
 }
 
@@ -193,10 +241,18 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 	if m.cfg.ForceNewCluster {
 		cfg.RecoverFSM = &state.FSM{Store: state.NewMemoryStore(nil)}
 	}
+	// A data dir made by `warren cluster restore` starts from the backup's
+	// state, planted as Raft's first snapshot.
+	seed, err := loadSeed(m.cfg.DataDir, m.creds.ClusterID)
+	if err != nil {
+		return err
+	}
+	cfg.Seed = seed
 	n, err := raftnode.Start(cfg, m.creds.Founder)
 	if err != nil {
 		return err
 	}
+	m.dropSeed(n, seed)
 	m.raft = n
 	m.leaderCh = leaderCh
 	m.store.SetProposer(n)
@@ -208,15 +264,36 @@ func (m *Manager) startRaft(ctx context.Context, onStop func(func())) error {
 	if err := m.addSelf(ctx); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := n.WaitForLeader(wctx); err != nil {
+	if err := m.waitLeaderAtStart(ctx); err != nil {
 		return err
 	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	if err := n.WaitApplied(wctx); err != nil {
 		return err
 	}
 	return m.waitReplicated(wctx)
+}
+
+// waitLeaderAtStart waits up to a minute for a Raft leader. Each few
+// seconds without one, it asks the other managers whether this one was
+// demoted while it was away: no leader would ever contact it again.
+func (m *Manager) waitLeaderAtStart(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := m.raft.WaitForLeader(wctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if m.demotedWhileAway(ctx) {
+			return errDemotedAway
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 // waitReplicated waits, on a manager that joined, until the replicated

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/warren-project/warren/api"
@@ -240,7 +242,9 @@ func (p *peerProbes) probe(ctx context.Context, id string, pr *peer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr.probing = false
-	if err == nil {
+	// A refusal is an answer too: a manager that has not yet seen this
+	// one's promotion in its state refuses it, but is up.
+	if err == nil || status.Code(err) == codes.PermissionDenied {
 		pr.lastContact = now
 	}
 	if _, ok := p.statusLocked(pr, now); ok != pr.reachable && ctx.Err() == nil {

@@ -82,6 +82,7 @@ func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 			return tx.Create(&api.Node{
 				Id: m.creds.NodeID, Meta: &api.Meta{},
 				Spec:        &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_MANAGER},
+				Role:        api.NodeRole_NODE_ROLE_MANAGER,
 				Description: desc,
 				Status:      &api.NodeStatus{State: api.NodeState_NODE_STATE_UNKNOWN, Message: "starting"},
 			})
@@ -96,8 +97,8 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	pool := m.creds.CA.Pool()
 	// The gRPC port admits callers without a certificate only for Join
 	// (see authorize); the JSON gateway requires one at the handshake.
-	m.local = newGRPCServer(nil, m.consistentRead)
-	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false), m.consistentRead)
+	m.local = newGRPCServer(nil, m.consistentRead, nil)
+	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false), m.consistentRead, m.isManagerNode)
 	archives, err := imagestore.New(filepath.Join(m.cfg.DataDir, "images"))
 	if err != nil {
 		return err
@@ -122,7 +123,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 		Store: m.store, Images: newClusterImages(m.store, archives, m.exec, m.creds.NodeID, m.cfg.Logger), Raft: m.raftInfo,
 		ManagerNodeID: m.creds.NodeID, StartedAt: time.Now(), Logger: m.cfg.Logger,
 		ManagerAddrs: m.managerAddrs, CA: m.creds.CA, Sealer: sealer,
-		Logs: m.dispatcher, Exec: m.dispatcher, Mesh: m.dispatcher, Managers: m, Leader: m.leader,
+		Logs: m.dispatcher, Exec: m.dispatcher, Mesh: m.dispatcher, Managers: m, Leader: m.leader, Backup: m,
 	})
 	for _, s := range []*grpc.Server{m.local, m.remote} {
 		api.RegisterControlServer(s, control)
@@ -253,6 +254,7 @@ func (m *Manager) runPipeline(ctx context.Context) (stop func()) {
 		orchestrator.New(m.store, orchestrator.Config{Logger: m.cfg.Logger}),
 		scheduler.New(m.store, scheduler.Config{Logger: m.cfg.Logger}),
 		m.dispatcher,
+		newRoleReconciler(m),
 	}
 	var wg sync.WaitGroup
 	for _, c := range parts {
@@ -295,18 +297,7 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 	agent, err := worker.New(worker.Config{
 		NodeID: m.creds.NodeID, Description: hostinfo.Describe(), Addr: m.advertiseHost(),
 		Executor: m.exec, DataDir: m.cfg.DataDir, Logger: m.cfg.Logger, Network: nw,
-		// The leader's dispatcher serves sessions: in process while this
-		// manager leads, over mutual TLS to the leader otherwise.
-		Dial: func(ctx context.Context) (api.DispatcherClient, error) {
-			if m.raft.IsLeader() {
-				return api.NewDispatcherClient(conn), nil
-			}
-			lc, err := m.leader.get(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return api.NewDispatcherClient(lc), nil
-		},
+		Dial: m.agentDial(conn), OnRole: m.onRole,
 	})
 	if err != nil {
 		conn.Close()
@@ -325,6 +316,7 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 		agent.Stop()
 		<-done
 		conn.Close()
+		m.fallback.close()
 	})
 	return nil
 }

@@ -62,6 +62,8 @@ type Node struct {
 	log   *slog.Logger
 	creds *join.Credentials
 	ready chan struct{}
+	// promoted gets a value when a session names the manager role.
+	promoted chan struct{}
 }
 
 // New checks cfg; Run does the work.
@@ -80,7 +82,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Description == nil {
 		cfg.Description = hostinfo.Describe()
 	}
-	return &Node{cfg: cfg, log: cfg.Logger.With("module", "node"), ready: make(chan struct{})}, nil
+	return &Node{cfg: cfg, log: cfg.Logger.With("module", "node"), ready: make(chan struct{}), promoted: make(chan struct{}, 1)}, nil
 }
 
 // Ready is closed once the node has its credentials and runs its agent.
@@ -90,13 +92,19 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 func (n *Node) NodeID() string { return n.creds.NodeID }
 
 // Run joins (or resumes), then runs until ctx ends. Containers keep running
-// after it returns.
+// after it returns. When the cluster promotes the node, Run turns its data
+// dir into a manager's and returns an error matching join.ErrRoleChanged:
+// the caller runs the node as a manager.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.credentials(ctx); err != nil {
 		return err
 	}
 	if n.creds.Role != ca.RoleWorker {
 		return fmt.Errorf("this node holds %s credentials: managers run with \"warren cluster init\"; join with a worker token", n.creds.Role)
+	}
+	// A demotion that stopped half way may have left a manager's files.
+	if err := join.RemoveManagerFiles(n.cfg.DataDir); err != nil {
+		n.log.Warn("remove files left from when this node was a manager", "err", err)
 	}
 	kp, err := ca.NewKeyPair(n.creds.CertPEM, n.creds.KeyPEM)
 	if err != nil {
@@ -137,7 +145,7 @@ func (n *Node) Run(ctx context.Context) error {
 	agent, err := worker.New(worker.Config{
 		NodeID: n.creds.NodeID, Description: n.cfg.Description, Addr: n.cfg.AdvertiseAddr,
 		Executor: exec, DataDir: n.cfg.DataDir, Logger: n.cfg.Logger, Network: nw,
-		Dial: pool.Dial, OnManagers: pool.Learn,
+		Dial: pool.Dial, OnManagers: pool.Learn, OnRole: n.onRole,
 	})
 	if err != nil {
 		return err
@@ -153,27 +161,84 @@ func (n *Node) Run(ctx context.Context) error {
 		},
 	})
 
+	// The renewer stops apart from the agent: a promotion replaces the
+	// certificate, and must not race a renewal.
+	rctx, stopRenewer := context.WithCancel(ctx)
+	defer stopRenewer()
 	var wg sync.WaitGroup
-	for _, part := range []interface {
-		Run(context.Context) error
-		Stop()
-	}{agent, renewer} {
+	for _, p := range []struct {
+		ctx  context.Context
+		part interface {
+			Run(context.Context) error
+			Stop()
+		}
+	}{{ctx, agent}, {rctx, renewer}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := part.Run(ctx); err != nil && ctx.Err() == nil {
-				n.log.Error("node part stopped", "part", fmt.Sprintf("%T", part), "err", err)
+			if err := p.part.Run(p.ctx); err != nil && p.ctx.Err() == nil {
+				n.log.Error("node part stopped", "part", fmt.Sprintf("%T", p.part), "err", err)
 			}
 		}()
 	}
 	close(n.ready)
 	n.log.Info("node running", "node.id", n.creds.NodeID, "managers", pool.Addrs())
-	<-ctx.Done()
+	var promoted error
+	select {
+	case <-ctx.Done():
+	case <-n.promoted:
+		stopRenewer()
+		renewer.Stop()
+		promoted = n.promote(ctx, pool)
+	}
 	agent.Stop()
 	renewer.Stop()
 	wg.Wait()
+	if promoted != nil {
+		return promoted
+	}
 	n.log.Info("node stopping; containers keep running")
 	return nil
+}
+
+// onRole hears the role the node's sessions name.
+func (n *Node) onRole(role api.NodeRole) {
+	if role != api.NodeRole_NODE_ROLE_MANAGER {
+		return
+	}
+	select {
+	case n.promoted <- struct{}{}:
+	default:
+	}
+}
+
+// promoteRetry is the pause between attempts to fetch a manager's
+// credentials after a promotion.
+const promoteRetry = 2 * time.Second
+
+// promote fetches the manager certificate and the cluster's keys, saves
+// them in a manager's layout, and returns join.ErrRoleChanged; the agent
+// runs on meanwhile. It returns nil only when ctx ends first.
+func (n *Node) promote(ctx context.Context, pool *managerPool) error {
+	n.log.Info("promoted to manager: fetching a manager certificate and the cluster's keys")
+	for {
+		conn, err := pool.Conn()
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err = join.Promote(cctx, api.NewNodeCAClient(conn), n.cfg.DataDir, pool.Addrs())
+			cancel()
+		}
+		if err == nil {
+			n.log.Info("promoted: this node now runs as a manager", "node.id", n.creds.NodeID)
+			return fmt.Errorf("%w: it is now a manager", join.ErrRoleChanged)
+		}
+		n.log.Warn("promotion: could not fetch the manager credentials yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(promoteRetry):
+		}
+	}
 }
 
 // credentials loads the node's identity, or joins with the token when the

@@ -47,6 +47,9 @@ type Config struct {
 	// scratch FSM the recovery replays the log into.
 	ForceNewCluster bool
 	RecoverFSM      raft.FSM
+	// Seed, if set, is the state a member on an empty Raft dir starts
+	// from (a restored backup); see Seed.
+	Seed *Seed
 
 	// Timing: hashicorp/raft's defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout   time.Duration
@@ -67,6 +70,7 @@ type Node struct {
 	cfg       Config
 	logs      *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
+	seeded    bool // this start planted cfg.Seed
 }
 
 func (c *Config) defaults() {
@@ -155,7 +159,10 @@ func Start(cfg Config, bootstrap bool) (*Node, error) {
 		}
 		cfg.Logger.Warn("Raft membership reset to this manager alone; join other managers again with the manager token")
 	}
-	if !existing && bootstrap {
+	if n.seeded, err = n.plantSeed(existing, snaps, rc.LocalID); err != nil {
+		return nil, err
+	}
+	if !existing && !n.seeded && bootstrap {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.transport.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, logs, logs, snaps, n.transport, conf); err != nil {
 			return nil, fmt.Errorf("raft: bootstrap: %w", err)

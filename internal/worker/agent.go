@@ -38,6 +38,10 @@ type Config struct {
 	// OnManagers, when set, gets the cluster's manager addresses each time a
 	// session starts with a manager that names them, to fail over to.
 	OnManagers func(addrs []string)
+	// OnRole, when set, gets the node's role as each session names it:
+	// the host switches between worker and manager when it differs from
+	// what it runs as. It must not block.
+	OnRole func(api.NodeRole)
 	// DataDir holds the agent's files: task logs go to DataDir/logs/<task-id>.log.
 	// Empty discards container output.
 	DataDir string

@@ -16,3 +16,11 @@ func (a *Agent) learnManagers(info *api.SessionInfo) {
 	// A copy: the callback may keep it, and the message is not ours.
 	a.cfg.OnManagers(slices.Clone(info.GetManagers()))
 }
+
+// learnRole passes the node's current role to Config.OnRole. A session
+// names it first, then again each time the cluster changes it.
+func (a *Agent) learnRole(info *api.SessionInfo) {
+	if a.cfg.OnRole != nil && info.GetRole() != api.NodeRole_NODE_ROLE_UNSPECIFIED {
+		a.cfg.OnRole(info.GetRole())
+	}
+}

@@ -106,3 +106,71 @@ func TestOnManagersGetsEachSessionsManagers(t *testing.T) {
 		t.Fatalf("OnManagers got %q, want %q (a session naming no managers passes nothing)", got, want)
 	}
 }
+
+// roleDispatcher names the worker role at the start of its session and,
+// once the agent heartbeats, the manager role: a promotion.
+type roleDispatcher struct {
+	api.UnimplementedDispatcherServer
+}
+
+func (roleDispatcher) Session(stream api.Dispatcher_SessionServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	info := func(r api.NodeRole) *api.SessionMessage {
+		return &api.SessionMessage{Msg: &api.SessionMessage_Session{Session: &api.SessionInfo{
+			SessionId: "s", NodeId: "n1", HeartbeatPeriod: durationpb.New(5 * time.Millisecond), Role: r,
+		}}}
+	}
+	if err := stream.Send(info(api.NodeRole_NODE_ROLE_WORKER)); err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if msg.GetHeartbeat() != nil {
+			if err := stream.Send(info(api.NodeRole_NODE_ROLE_MANAGER)); err != nil {
+				return err
+			}
+			<-stream.Context().Done()
+			return nil
+		}
+	}
+}
+
+func TestOnRoleGetsTheRoleAndItsChange(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	api.RegisterDispatcherServer(srv, roleDispatcher{})
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	var mu sync.Mutex
+	var got []api.NodeRole
+	cfg := agentConfig("n1", fake.New(), func(context.Context) (api.DispatcherClient, error) {
+		return api.NewDispatcherClient(conn), nil
+	})
+	cfg.OnRole = func(r api.NodeRole) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+	}
+	c := &cluster{t: t}
+	c.startAgent(cfg)
+	want := []api.NodeRole{api.NodeRole_NODE_ROLE_WORKER, api.NodeRole_NODE_ROLE_MANAGER}
+	waitFor(t, "the worker role, then the manager role", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Equal(got, want)
+	})
+}

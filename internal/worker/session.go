@@ -46,6 +46,7 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 	log := a.log.With("session.id", info.GetSessionId())
 	log.Info("session started", "heartbeat.period", period)
 	a.learnManagers(info)
+	a.learnRole(info)
 
 	// The manager may have missed reports while there was no session.
 	a.rep.resendAll()
@@ -86,6 +87,11 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 		}
 		if req := msg.GetExecRequest(); req != nil {
 			a.serveExecRequest(stream.Context(), req)
+			continue
+		}
+		if info := msg.GetSession(); info != nil {
+			a.learnManagers(info)
+			a.learnRole(info)
 			continue
 		}
 		if m := msg.GetNetworkMap(); m != nil {

@@ -28,13 +28,14 @@ func precondition(format string, args ...any) error {
 	return preconditionError{fmt.Errorf(format, args...)}
 }
 
-// UpdateNode sets a node's availability and labels. The role is not
-// changed here: promotion and demotion move Raft membership, which needs
-// its own command. Drain needs nothing more: the orchestrator replaces the
-// tasks of drained nodes and the scheduler skips them.
+// UpdateNode sets a node's availability, labels and the role asked for.
+// Drain needs nothing more: the orchestrator replaces the tasks of drained
+// nodes and the scheduler skips them. A role change is carried out by the
+// leader (see manager/roles.go); a demotion that would leave no manager,
+// or too few reachable ones for quorum, is refused here at once.
 //
-// Codes: InvalidArgument (bad labels, a role change), NotFound,
-// FailedPrecondition (node_version is stale).
+// Codes: InvalidArgument (bad labels or role), NotFound,
+// FailedPrecondition (node_version is stale; a demotion refused).
 func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*api.UpdateNodeResponse, error) {
 	sp := req.GetSpec()
 	if sp == nil {
@@ -42,6 +43,9 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	}
 	if _, ok := api.NodeAvailability_name[int32(sp.GetAvailability())]; !ok {
 		return nil, toStatus(invalid("invalid node availability %d: use active, pause or drain", sp.GetAvailability()))
+	}
+	if _, ok := api.NodeRole_name[int32(sp.GetRole())]; !ok {
+		return nil, toStatus(invalid("invalid node role %d: use worker or manager", sp.GetRole()))
 	}
 	if err := validateNodeLabels(sp.GetLabels()); err != nil {
 		return nil, toStatus(err)
@@ -59,12 +63,14 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 			return fmt.Errorf("node %s is at version %d, not %d: read it again and retry: %w",
 				req.GetNode(), n.GetMeta().GetVersion(), v, state.ErrVersionConflict)
 		}
-		if r := sp.GetRole(); r != api.NodeRole_NODE_ROLE_UNSPECIFIED && r != n.GetSpec().GetRole() {
-			return invalid("node %s is a %s: changing its role needs `warren node promote`/`demote` (coming with manager high availability)",
-				req.GetNode(), enumWord(n.GetSpec().GetRole()))
-		}
 		if n.Spec == nil {
 			n.Spec = &api.NodeSpec{}
+		}
+		if r := sp.GetRole(); r != api.NodeRole_NODE_ROLE_UNSPECIFIED && r != n.GetSpec().GetRole() {
+			if err := s.checkRoleChange(tx, n, r); err != nil {
+				return err
+			}
+			n.Spec.Role = r
 		}
 		n.Spec.Availability = sp.GetAvailability()
 		n.Spec.Labels = sp.GetLabels()
@@ -76,8 +82,33 @@ func (s *Server) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*a
 	}
 	var n *api.Node
 	s.cfg.Store.View(func(tx state.ReadTx) { n = tx.GetNode(id) })
-	s.log.Info("node updated", "node.id", id, "node.availability", enumWord(sp.GetAvailability()), "node.labels", len(sp.GetLabels()))
+	s.log.Info("node updated", "node.id", id, "node.role", enumWord(n.GetSpec().GetRole()),
+		"node.availability", enumWord(sp.GetAvailability()), "node.labels", len(sp.GetLabels()))
 	return &api.UpdateNodeResponse{Node: n}, nil
+}
+
+// checkRoleChange refuses a demotion that would leave the cluster without
+// a manager, or without quorum. The count of managers asked for is read in
+// the write, so two demotions at once cannot both pass it.
+func (s *Server) checkRoleChange(tx state.ReadTx, n *api.Node, role api.NodeRole) error {
+	if role != api.NodeRole_NODE_ROLE_WORKER {
+		return nil
+	}
+	others := 0
+	for _, o := range tx.ListNodes() {
+		if o.GetId() != n.GetId() && o.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+			others++
+		}
+	}
+	if others == 0 {
+		return precondition("node %s is the only manager: promote another node first (`warren node promote NODE`), then demote this one", n.GetId())
+	}
+	if s.cfg.Managers != nil {
+		if err := s.cfg.Managers.CheckDemotion(n.GetId()); err != nil {
+			return precondition("%v", err)
+		}
+	}
+	return nil
 }
 
 // validateNodeLabels checks what constraints (node.labels.KEY==VALUE) can
@@ -138,7 +169,7 @@ func (s *Server) removeManager(ctx context.Context, ref string) error {
 	var n *api.Node
 	var err error
 	s.cfg.Store.View(func(tx state.ReadTx) { n, err = tx.LookupNode(ref) })
-	if err != nil || n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+	if err != nil || !n.IsManager() {
 		return err // a worker, or not found: RemoveNode says so
 	}
 	switch {

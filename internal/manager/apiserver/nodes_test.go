@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func newAdminServer(t *testing.T) (*Server, *state.MemoryStore, *ca.CA) {
 
 func testNode(id, hostname string, role api.NodeRole) *api.Node {
 	return &api.Node{
-		Id: id, Meta: &api.Meta{}, Spec: &api.NodeSpec{Role: role},
+		Id: id, Meta: &api.Meta{}, Spec: &api.NodeSpec{Role: role}, Role: role,
 		Description: &api.NodeDescription{Hostname: hostname},
 		Status:      &api.NodeStatus{State: api.NodeState_NODE_STATE_READY, Addr: "10.0.0.9"},
 	}
@@ -121,8 +122,8 @@ func TestUpdateNodeRefused(t *testing.T) {
 		want string
 	}{
 		{"stale version", &api.UpdateNodeRequest{Node: "worker-1", NodeVersion: stale, Spec: &api.NodeSpec{}}, codes.FailedPrecondition, "read it again"},
-		{"promote", &api.UpdateNodeRequest{Node: "worker-1", Spec: &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_MANAGER}}, codes.InvalidArgument, "warren node promote"},
-		{"demote", &api.UpdateNodeRequest{Node: "manager-1", Spec: &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_WORKER}}, codes.InvalidArgument, "demote"},
+		{"demote the only manager", &api.UpdateNodeRequest{Node: "manager-1", Spec: &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_WORKER}}, codes.FailedPrecondition, "only manager: promote another node first"},
+		{"bad role", &api.UpdateNodeRequest{Node: "worker-1", Spec: &api.NodeSpec{Role: 7}}, codes.InvalidArgument, "role"},
 		{"no spec", &api.UpdateNodeRequest{Node: "worker-1"}, codes.InvalidArgument, "no node spec"},
 		{"empty key", &api.UpdateNodeRequest{Node: "worker-1", Spec: &api.NodeSpec{Labels: map[string]string{" ": "x"}}}, codes.InvalidArgument, "key is empty"},
 		{"= in key", &api.UpdateNodeRequest{Node: "worker-1", Spec: &api.NodeSpec{Labels: map[string]string{"a=b": "x"}}}, codes.InvalidArgument, "'='"},
@@ -195,11 +196,53 @@ func TestRemoveNode(t *testing.T) {
 	}
 }
 
-type fakeMembership struct{ removed []string }
+type fakeMembership struct {
+	removed []string
+	refuse  error // what CheckDemotion says
+}
 
 func (f *fakeMembership) RemoveManager(_ context.Context, id string) error {
 	f.removed = append(f.removed, id)
 	return nil
+}
+
+func (f *fakeMembership) CheckDemotion(string) error { return f.refuse }
+
+// Promotion and demotion set the role asked for; the leader carries them
+// out. A demotion the membership refuses (quorum) changes nothing and says
+// why; two demotions cannot leave the cluster without a manager.
+func TestUpdateNodeRole(t *testing.T) {
+	s, store, _ := newAdminServer(t)
+	raft := &fakeMembership{}
+	s.cfg.Managers = raft
+	ctx := context.Background()
+	setRole := func(node string, role api.NodeRole) error {
+		_, err := s.UpdateNode(ctx, &api.UpdateNodeRequest{Node: node, Spec: &api.NodeSpec{Role: role}})
+		return err
+	}
+	for _, w := range []string{"worker-1", "worker-2"} {
+		if err := setRole(w, api.NodeRole_NODE_ROLE_MANAGER); err != nil {
+			t.Fatalf("promote %s: %v", w, err)
+		}
+		n := getNode(t, store, w)
+		if n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER || n.IsManager() {
+			t.Fatalf("%s after promote: spec role %v, current %v; want manager asked for, still a worker until the leader moves it", w, n.GetSpec().GetRole(), n.CurrentRole())
+		}
+	}
+
+	raft.refuse = errors.New("demoting node x would leave 2 managers of which 1 are reachable")
+	before := store.Index()
+	wantCode(t, setRole("manager-1", api.NodeRole_NODE_ROLE_WORKER), codes.FailedPrecondition, "1 are reachable")
+	if store.Index() != before {
+		t.Fatal("a refused demotion changed the state")
+	}
+	raft.refuse = nil
+	for _, m := range []string{"manager-1", "worker-1"} {
+		if err := setRole(m, api.NodeRole_NODE_ROLE_WORKER); err != nil {
+			t.Fatalf("demote %s: %v", m, err)
+		}
+	}
+	wantCode(t, setRole("worker-2", api.NodeRole_NODE_ROLE_WORKER), codes.FailedPrecondition, "only manager")
 }
 
 // A manager that is down leaves Raft, then the state; one that is up, and

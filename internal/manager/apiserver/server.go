@@ -68,11 +68,17 @@ type Config struct {
 	// Leader relays logs and exec to the leader from a follower; nil
 	// serves them here.
 	Leader Leader
+	// Backup writes backups of the cluster: the manager. nil makes
+	// BackupCluster Unavailable.
+	Backup Backuper
 }
 
 // Membership changes the Raft membership: the manager.
 type Membership interface {
 	RemoveManager(ctx context.Context, nodeID string) error
+	// CheckDemotion says why manager nodeID cannot leave Raft now (it is
+	// the last one; the rest would lack quorum), or nil.
+	CheckDemotion(nodeID string) error
 }
 
 // Server implements api.ControlServer.

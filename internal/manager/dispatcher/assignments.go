@@ -151,12 +151,14 @@ func nodeTasks(tx state.ReadTx, nodeID string) []*api.Task {
 // go first, so that a task using one finds its load already known, and then
 // as soon as they are imported: they are rare, and a batch would only delay
 // them.
-func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send func(*api.SessionMessage) error) error {
+func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send func(*api.SessionMessage) error, info func() *api.SessionMessage) error {
 	set := newAssignmentSet(nodeID)
 	imgs := newImageSet(nodeID)
 	var tasks []*api.Task
 	var loads []*api.ImageArchive
-	concerns := func(ev state.Event) bool { return set.concerns(ev) || imgs.concerns(ev) || credentialsChanged(ev) }
+	concerns := func(ev state.Event) bool {
+		return set.concerns(ev) || imgs.concerns(ev) || credentialsChanged(ev) || roleChanged(ev, nodeID)
+	}
 	sub := d.store.ViewAndWatch(concerns, func(tx state.ReadTx) {
 		tasks, loads = nodeTasks(tx, nodeID), imgs.start(tx)
 	})
@@ -191,7 +193,15 @@ func (d *Dispatcher) sendAssignments(ctx context.Context, nodeID string, send fu
 				return errors.New("store subscription ended")
 			}
 			switch {
+			case roleChanged(ev, nodeID):
+				if err := send(info()); err != nil {
+					return fmt.Errorf("send the new role to node %s: %w", nodeID, err)
+				}
+				continue
 			case ev.Kind == state.EventRestore:
+				if err := send(info()); err != nil { // the role may have changed too
+					return fmt.Errorf("send session info to node %s: %w", nodeID, err)
+				}
 				d.store.View(func(tx state.ReadTx) {
 					tasks := nodeTasks(tx, nodeID)
 					set.resync(tasks)

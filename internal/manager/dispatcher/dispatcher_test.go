@@ -222,3 +222,42 @@ func TestStopEndsSessions(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// A session names the node's current role, and names it again when the
+// role changes: that is how a promoted worker learns to become a manager,
+// and a demoted manager a worker. A change of the asked-for role alone
+// (spec.role, before the leader moved the node) says nothing.
+func TestSessionSendsRoleChanges(t *testing.T) {
+	e := newTestEnv(t, testConfig())
+	e.update(t, func(tx state.Tx) error {
+		n := tx.GetNode("n1")
+		n.Spec, n.Role = &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_WORKER}, api.NodeRole_NODE_ROLE_WORKER
+		return tx.Update(n)
+	})
+	s := e.mustConnect(t, "n1")
+	if got := s.info.GetRole(); got != api.NodeRole_NODE_ROLE_WORKER {
+		t.Fatalf("first session info names role %v, want worker", got)
+	}
+	setRole := func(spec, current api.NodeRole) {
+		e.update(t, func(tx state.Tx) error {
+			n := tx.GetNode("n1")
+			n.Spec.Role, n.Role = spec, current
+			return tx.Update(n)
+		})
+	}
+	setRole(api.NodeRole_NODE_ROLE_MANAGER, api.NodeRole_NODE_ROLE_WORKER)
+	setRole(api.NodeRole_NODE_ROLE_MANAGER, api.NodeRole_NODE_ROLE_MANAGER)
+	select {
+	case info := <-s.infos:
+		if info.GetRole() != api.NodeRole_NODE_ROLE_MANAGER || info.GetSessionId() != s.info.GetSessionId() {
+			t.Fatalf("session info after the promotion = %v, want role manager in session %s", info, s.info.GetSessionId())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session info within 10s of the promotion")
+	}
+	select {
+	case info := <-s.infos:
+		t.Fatalf("a second session info (%v) for one role change", info)
+	default:
+	}
+}

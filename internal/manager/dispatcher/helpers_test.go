@@ -156,6 +156,7 @@ type nodeStream struct {
 	msgs   chan *api.Assignments
 	loads  chan *api.ImageArchive
 	maps   chan *api.NetworkMap
+	infos  chan *api.SessionInfo // after the first
 	end    chan error
 	sendMu sync.Mutex
 }
@@ -170,7 +171,7 @@ func (e *testEnv) connect(t *testing.T, reg *api.RegisterRequest) (*nodeStream, 
 		cancel()
 		return nil, err
 	}
-	n := &nodeStream{stream: stream, cancel: cancel, msgs: make(chan *api.Assignments, 100), loads: make(chan *api.ImageArchive, 100), maps: make(chan *api.NetworkMap, 100), end: make(chan error, 1)}
+	n := &nodeStream{stream: stream, cancel: cancel, msgs: make(chan *api.Assignments, 100), loads: make(chan *api.ImageArchive, 100), maps: make(chan *api.NetworkMap, 100), infos: make(chan *api.SessionInfo, 10), end: make(chan error, 1)}
 	// A Send that fails with io.EOF means the server ended the stream: its
 	// status comes from Recv below.
 	if err := n.send(&api.SessionRequest{Msg: &api.SessionRequest_Register{Register: reg}}); err != nil && err != io.EOF {
@@ -211,6 +212,9 @@ func (n *nodeStream) read() {
 		}
 		if m := msg.GetNetworkMap(); m != nil {
 			n.maps <- m
+		}
+		if i := msg.GetSession(); i != nil {
+			n.infos <- i
 		}
 	}
 }

@@ -67,11 +67,8 @@ func (d *Dispatcher) Session(stream api.Dispatcher_SessionServer) error {
 	log := d.log.With("node.id", nodeID, "session.id", s.id)
 	log.Info("session started", "node.addr", reg.GetAddr())
 
-	info := &api.SessionInfo{SessionId: s.id, NodeId: nodeID, HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod)}
-	if d.cfg.ManagerAddrs != nil {
-		info.Managers = d.cfg.ManagerAddrs()
-	}
-	if err := stream.Send(&api.SessionMessage{Msg: &api.SessionMessage_Session{Session: info}}); err != nil {
+	info := func() *api.SessionMessage { return d.sessionInfo(s.id, nodeID) }
+	if err := stream.Send(info()); err != nil {
 		return fmt.Errorf("send session info to node %s: %w", nodeID, err)
 	}
 	// Recv blocks until the stream ends, which happens once this handler
@@ -79,10 +76,32 @@ func (d *Dispatcher) Session(stream api.Dispatcher_SessionServer) error {
 	// and only ever touches state that checks the session is still current.
 	go d.receive(s, stream, log)
 	s.out.start(stream.Send)
-	err = d.sendAssignments(s.ctx, nodeID, s.out.sendMsg)
+	err = d.sendAssignments(s.ctx, nodeID, s.out.sendMsg, info)
 	s.cancel(err)
 	s.out.stop() // no send may follow the handler's return
 	return d.sessionEnd(s, log)
+}
+
+// sessionInfo is a session's first message, sent again when the node's
+// role changes: its ID, the heartbeat period, the managers to fail over
+// to, and the role the node has now.
+func (d *Dispatcher) sessionInfo(sessionID, nodeID string) *api.SessionMessage {
+	info := &api.SessionInfo{SessionId: sessionID, NodeId: nodeID, HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod)}
+	if d.cfg.ManagerAddrs != nil {
+		info.Managers = d.cfg.ManagerAddrs()
+	}
+	d.store.View(func(tx state.ReadTx) { info.Role = tx.GetNode(nodeID).CurrentRole() })
+	return &api.SessionMessage{Msg: &api.SessionMessage_Session{Session: info}}
+}
+
+// roleChanged says whether ev changes the current role of node nodeID.
+func roleChanged(ev state.Event, nodeID string) bool {
+	n, ok := ev.Object.(*api.Node)
+	if !ok || ev.Kind != state.EventUpdate || n.GetId() != nodeID {
+		return false
+	}
+	old, ok := ev.Old.(*api.Node)
+	return ok && old.CurrentRole() != n.CurrentRole()
 }
 
 // enter admits a session while the dispatcher runs.

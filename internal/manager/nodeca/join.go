@@ -121,6 +121,7 @@ func newNode(id string, role api.NodeRole, req *api.JoinRequest, peerAddr string
 		Id:          id,
 		Meta:        &api.Meta{},
 		Spec:        &api.NodeSpec{Role: role, Availability: api.NodeAvailability_NODE_AVAILABILITY_ACTIVE},
+		Role:        role,
 		Description: desc,
 		Status: &api.NodeStatus{
 			State:        api.NodeState_NODE_STATE_UNKNOWN,

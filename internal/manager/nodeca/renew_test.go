@@ -2,6 +2,9 @@ package nodeca_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -184,4 +187,62 @@ func TestRenewerOfRemovedNode(t *testing.T) {
 	if w.kp.Leaf().SerialNumber.String() != serial || kp.Leaf().SerialNumber.String() != serial {
 		t.Fatal("a refused renewal changed the node's certificate")
 	}
+}
+
+// A renewal issues the role the state gives the node. Promoted, a worker
+// gets a manager certificate and the cluster's keys (join.Promote saves
+// them in a manager's layout); its background renewer refuses to swap a
+// certificate of another role in. Demoted again, it gets a worker's.
+func TestRenewFollowsTheNodesRole(t *testing.T) {
+	m := newTestManager(t, time.Hour)
+	w := joinWorker(t, m)
+	setRole := func(role api.NodeRole) {
+		must(t, m.store.Update(ctxTimeout(t), func(tx state.Tx) error {
+			n := tx.GetNode(w.creds.NodeID)
+			n.Spec.Role, n.Role = role, role
+			return tx.Update(n)
+		}))
+	}
+	setRole(api.NodeRole_NODE_ROLE_MANAGER)
+	client := api.NewNodeCAClient(m.dial(t, w.kp))
+	serial := w.kp.Leaf().SerialNumber.String()
+	err := w.renewer(t, m, client, join.RenewerConfig{}).RenewNow(ctxTimeout(t))
+	if !errors.Is(err, join.ErrRoleChanged) || w.kp.Leaf().SerialNumber.String() != serial {
+		t.Fatalf("the worker's renewer after a promotion: %v (serial changed: %v); want ErrRoleChanged and the certificate kept", err, w.kp.Leaf().SerialNumber.String() != serial)
+	}
+
+	must(t, join.Promote(ctxTimeout(t), client, w.dir, []string{m.addr}))
+	creds, err := join.Load(w.dir)
+	must(t, err)
+	kp, err := creds.KeyPair()
+	must(t, err)
+	if id, _ := ca.IdentityFromCert(kp.Leaf()); creds.Role != ca.RoleManager || id.Role != ca.RoleManager || id.NodeID != w.creds.NodeID {
+		t.Fatalf("after Promote: identity role %s, certificate %+v; want a manager certificate of %s", creds.Role, id, w.creds.NodeID)
+	}
+	if _, err := ca.Load(filepath.Join(w.dir, join.CADir)); err != nil {
+		t.Fatalf("the promoted node cannot sign: %v", err)
+	}
+	if key, err := os.ReadFile(filepath.Join(w.dir, join.DataKeyFile)); err != nil || len(key) != 32 {
+		t.Fatalf("data key after Promote: %d bytes, %v", len(key), err)
+	}
+
+	setRole(api.NodeRole_NODE_ROLE_WORKER)
+	key, err := ca.GenerateKey()
+	must(t, err)
+	csr, err := ca.NewCSR(key, w.creds.NodeID)
+	must(t, err)
+	resp, err := api.NewNodeCAClient(m.dial(t, kp)).RenewCertificate(ctxTimeout(t), &api.RenewCertificateRequest{Csr: csr})
+	must(t, err)
+	demoted, err := ca.NewKeyPair(resp.GetCertificate(), mustPEM(t, key))
+	must(t, err)
+	if id, _ := ca.IdentityFromCert(demoted.Leaf()); id.Role != ca.RoleWorker || resp.GetManagerSecrets() != nil {
+		t.Fatalf("renewal of a demoted manager: role %s, secrets sent: %v; want a worker certificate and no keys", id.Role, resp.GetManagerSecrets() != nil)
+	}
+}
+
+func mustPEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	p, err := ca.EncodeKeyPEM(key)
+	must(t, err)
+	return p
 }

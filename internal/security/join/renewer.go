@@ -229,6 +229,9 @@ func checkRenewed(old *x509.Certificate, certPEM, keyPEM []byte) error {
 	if err != nil {
 		return err
 	}
+	if now.NodeID == was.NodeID && now.ClusterID == was.ClusterID && now.Role != was.Role {
+		return fmt.Errorf("%w to %s: it switches role instead", ErrRoleChanged, now.Role)
+	}
 	if now != was {
 		return fmt.Errorf("it names %s (%s, cluster %s), not %s (%s, cluster %s)",
 			now.NodeID, now.Role, now.ClusterID, was.NodeID, was.Role, was.ClusterID)

@@ -27,6 +27,7 @@ func (f *Fake) AddNode(hostname string, role api.NodeRole) *api.Node {
 		Id:          f.newID("node"),
 		Meta:        f.meta(f.bump()),
 		Spec:        &api.NodeSpec{Role: role},
+		Role:        role,
 		Description: &api.NodeDescription{Hostname: hostname, Platform: &api.Platform{Architecture: "amd64", Os: "linux"}},
 		Status:      &api.NodeStatus{State: api.NodeState_NODE_STATE_READY, Addr: fmt.Sprintf("10.0.0.%d", len(f.nodes)+1)},
 	}
@@ -73,7 +74,7 @@ func (f *Fake) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*api
 	}
 	now := time.Now()
 	for _, n := range f.nodes {
-		if n.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER {
+		if !n.IsManager() {
 			continue
 		}
 		s := &api.RaftServer{

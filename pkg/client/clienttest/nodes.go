@@ -78,17 +78,32 @@ func (f *Fake) UpdateNode(_ context.Context, req *api.UpdateNodeRequest) (*api.U
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s is at version %d, not %d", req.GetNode(), n.GetMeta().GetVersion(), v)
 	}
 	sp := req.GetSpec()
-	if r := sp.GetRole(); r != api.NodeRole_NODE_ROLE_UNSPECIFIED && r != n.GetSpec().GetRole() {
-		return nil, status.Error(codes.InvalidArgument, "use `warren node promote`/`demote` (coming with manager high availability)")
+	if r := sp.GetRole(); r == api.NodeRole_NODE_ROLE_WORKER && n.IsManager() && f.managers() == 1 {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s is the only manager: promote another node first", req.GetNode())
 	}
 	for k := range sp.GetLabels() {
 		if k == "" || strings.Contains(k, "=") {
 			return nil, status.Errorf(codes.InvalidArgument, "invalid node label key %q", k)
 		}
 	}
+	// The fake's leader carries a role change out at once.
+	if r := sp.GetRole(); r != api.NodeRole_NODE_ROLE_UNSPECIFIED {
+		n.Spec.Role, n.Role = r, r
+	}
 	n.Spec.Availability, n.Spec.Labels = sp.GetAvailability(), sp.GetLabels()
 	n.Meta.Version, n.Meta.UpdatedAt = f.bump(), f.now()
 	return &api.UpdateNodeResponse{Node: proto.Clone(n).(*api.Node)}, nil
+}
+
+// managers counts the nodes that are managers. The caller holds mu.
+func (f *Fake) managers() int {
+	c := 0
+	for _, n := range f.nodes {
+		if n.IsManager() {
+			c++
+		}
+	}
+	return c
 }
 
 // RemoveNode refuses managers, and ready nodes unless forced.
@@ -101,7 +116,7 @@ func (f *Fake) RemoveNode(_ context.Context, req *api.RemoveNodeRequest) (*api.R
 	}
 	n := f.nodes[i]
 	switch {
-	case n.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER:
+	case n.IsManager():
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s is a manager: demote it first", req.GetNode())
 	case n.GetStatus().GetState() == api.NodeState_NODE_STATE_READY && !req.GetForce():
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s is up and running tasks: drain it and stop warren there first, or use --force", req.GetNode())
