@@ -69,6 +69,9 @@ func (m *Manager) addSelf(ctx context.Context) error {
 			if last = m.askToAdd(ctx, addr, req); last == nil {
 				return nil
 			}
+			if isDemotedRefusal(last) {
+				return last // demoted before it joined: it goes on as a worker
+			}
 			m.log.Warn("could not become a Raft member yet", "via", addr, "err", last)
 		}
 		select {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -62,8 +63,10 @@ type Node struct {
 	log   *slog.Logger
 	creds *join.Credentials
 	ready chan struct{}
-	// promoted gets a value when a session names the manager role.
+	// promoted gets a value when a session names the manager role; role
+	// is the role the sessions named last.
 	promoted chan struct{}
+	role     atomic.Int32
 }
 
 // New checks cfg; Run does the work.
@@ -161,41 +164,37 @@ func (n *Node) Run(ctx context.Context) error {
 		},
 	})
 
-	// The renewer stops apart from the agent: a promotion replaces the
-	// certificate, and must not race a renewal.
-	rctx, stopRenewer := context.WithCancel(ctx)
-	defer stopRenewer()
 	var wg sync.WaitGroup
-	for _, p := range []struct {
-		ctx  context.Context
-		part interface {
-			Run(context.Context) error
-			Stop()
-		}
-	}{{ctx, agent}, {rctx, renewer}} {
+	for _, part := range []interface {
+		Run(context.Context) error
+		Stop()
+	}{agent, renewer} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.part.Run(p.ctx); err != nil && p.ctx.Err() == nil {
-				n.log.Error("node part stopped", "part", fmt.Sprintf("%T", p.part), "err", err)
+			if err := part.Run(ctx); err != nil && ctx.Err() == nil {
+				n.log.Error("node part stopped", "part", fmt.Sprintf("%T", part), "err", err)
 			}
 		}()
 	}
 	close(n.ready)
 	n.log.Info("node running", "node.id", n.creds.NodeID, "managers", pool.Addrs())
-	var promoted error
-	select {
-	case <-ctx.Done():
-	case <-n.promoted:
-		stopRenewer()
-		renewer.Stop()
-		promoted = n.promote(ctx, pool)
+	// A renewal racing the promotion cannot undo it: the renewer refuses a
+	// certificate of another role, and a manager whose certificate lacks
+	// its hosts reissues it from its own CA when it starts.
+	var switched error
+	for switched == nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-n.promoted:
+			switched = n.promote(ctx, pool)
+		}
 	}
 	agent.Stop()
 	renewer.Stop()
 	wg.Wait()
-	if promoted != nil {
-		return promoted
+	if switched != nil {
+		return switched
 	}
 	n.log.Info("node stopping; containers keep running")
 	return nil
@@ -203,6 +202,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // onRole hears the role the node's sessions name.
 func (n *Node) onRole(role api.NodeRole) {
+	n.role.Store(int32(role))
 	if role != api.NodeRole_NODE_ROLE_MANAGER {
 		return
 	}
@@ -218,10 +218,11 @@ const promoteRetry = 2 * time.Second
 
 // promote fetches the manager certificate and the cluster's keys, saves
 // them in a manager's layout, and returns join.ErrRoleChanged; the agent
-// runs on meanwhile. It returns nil only when ctx ends first.
+// runs on meanwhile. It returns nil when ctx ends first, or when the
+// sessions name the worker role again (the promotion was undone).
 func (n *Node) promote(ctx context.Context, pool *managerPool) error {
 	n.log.Info("promoted to manager: fetching a manager certificate and the cluster's keys")
-	for {
+	for n.role.Load() == int32(api.NodeRole_NODE_ROLE_MANAGER) {
 		conn, err := pool.Conn()
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -239,6 +240,8 @@ func (n *Node) promote(ctx context.Context, pool *managerPool) error {
 		case <-time.After(promoteRetry):
 		}
 	}
+	n.log.Info("the promotion was undone: staying a worker")
+	return nil
 }
 
 // credentials loads the node's identity, or joins with the token when the

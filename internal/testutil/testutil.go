@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -49,13 +51,36 @@ func RequireRoot(t testing.TB, binaries ...string) {
 // FreeAddr returns a loopback address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 1000 {
+		port := freeLow + rand.IntN(freeHigh-freeLow)
+		if freeGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		freeGiven[port] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port found below the ephemeral range")
+	return ""
 }
+
+// FreeAddr's ports lie below Linux's ephemeral range (32768-60999): a
+// port the kernel picked would be free to become the source port of any
+// outgoing connection (another test's, another package's) before the
+// test binds it. Ports handed out once in this process are not again.
+const freeLow, freeHigh = 20000, 32768
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
 
 var (
 	bbOnce  sync.Once

@@ -69,14 +69,15 @@ func (d *scriptedDispatcher) done() bool {
 	return d.sessions == len(d.managers)
 }
 
-func TestOnManagersGetsEachSessionsManagers(t *testing.T) {
-	disp := &scriptedDispatcher{managers: [][]string{{"m1:2377", "m2:2377"}, nil, {"m3:2377"}}}
+// serveDispatcher serves d on loopback and returns a connection to it.
+func serveDispatcher(t *testing.T, d api.DispatcherServer) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	api.RegisterDispatcherServer(srv, disp)
+	api.RegisterDispatcherServer(srv, d)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -84,6 +85,12 @@ func TestOnManagersGetsEachSessionsManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func TestOnManagersGetsEachSessionsManagers(t *testing.T) {
+	disp := &scriptedDispatcher{managers: [][]string{{"m1:2377", "m2:2377"}, nil, {"m3:2377"}}}
+	conn := serveDispatcher(t, disp)
 
 	var mu sync.Mutex
 	var got [][]string
@@ -141,19 +148,7 @@ func (roleDispatcher) Session(stream api.Dispatcher_SessionServer) error {
 }
 
 func TestOnRoleGetsTheRoleAndItsChange(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	api.RegisterDispatcherServer(srv, roleDispatcher{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := serveDispatcher(t, roleDispatcher{})
 
 	var mu sync.Mutex
 	var got []api.NodeRole

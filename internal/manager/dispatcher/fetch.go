@@ -118,7 +118,7 @@ func (d *Dispatcher) mayFetch(ctx context.Context, nodeID, digest string) (*api.
 		return archive != nil
 	}
 	d.store.View(func(tx state.ReadTx) { find(tx) })
-	if archive == nil && node.GetSpec().GetRole() == api.NodeRole_NODE_ROLE_MANAGER {
+	if archive == nil && node.IsManager() {
 		// A manager copying an archive imported here may know of it
 		// before this manager's state does: the record is on its way.
 		wctx, cancel := context.WithTimeout(ctx, stateLagWait)
@@ -130,7 +130,7 @@ func (d *Dispatcher) mayFetch(ctx context.Context, nodeID, digest string) (*api.
 		return nil, status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
 	case archive == nil:
 		return nil, status.Errorf(codes.NotFound, "no image archive %s is imported", digest)
-	case !targets(archive, nodeID) && node.GetSpec().GetRole() != api.NodeRole_NODE_ROLE_MANAGER:
+	case !targets(archive, nodeID) && !node.IsManager():
 		return nil, status.Errorf(codes.PermissionDenied, "image archive %s is not imported to node %s", digest, nodeID)
 	case d.cfg.Archives == nil:
 		return nil, status.Error(codes.FailedPrecondition, fmt.Sprintf("manager %s keeps no image archives", d.cfg.ManagerNodeID))

@@ -112,7 +112,7 @@ func (c Constraint) Match(n *api.Node) bool {
 	case "node.hostname":
 		have = n.GetDescription().GetHostname()
 	case "node.role":
-		have = roleName(n.GetSpec().GetRole())
+		have = roleName(n.CurrentRole())
 	case "node.platform.os":
 		have = n.GetDescription().GetPlatform().GetOs()
 	case "node.platform.arch":
