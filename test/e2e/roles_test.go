@@ -49,7 +49,9 @@ func TestPromoteDemoteInPlace(t *testing.T) {
 		return len(before) == 2
 	})
 
+	began := time.Now()
 	out := c.mustWarren("node", "promote", w.nodeID)
+	t.Logf("FIGURE node promote → a reachable Raft voter serving the API: %v", time.Since(began).Round(time.Millisecond))
 	if !strings.Contains(out, "now a manager") {
 		t.Fatalf("node promote printed %q", out)
 	}
@@ -69,7 +71,9 @@ func TestPromoteDemoteInPlace(t *testing.T) {
 		t.Fatalf("node ls after the promotion shows no leader and reachable manager:\n%s", ls)
 	}
 
+	began = time.Now()
 	out = c.mustWarren("node", "demote", w.nodeID)
+	t.Logf("FIGURE node demote → out of Raft, a worker: %v", time.Since(began).Round(time.Millisecond))
 	if !strings.Contains(out, "now a worker") {
 		t.Fatalf("node demote printed %q", out)
 	}
