@@ -64,6 +64,17 @@ type Config struct {
 	ApplyTimeout      time.Duration
 }
 
+// DefaultCommitTimeout is how long the leader stays silent to a follower
+// when nothing new is written (hashicorp/raft's default is 50 ms). A
+// follower learns that an entry is committed only from the leader's next
+// message, and a write sent to a follower is answered once the follower
+// has applied it (read-your-writes): this bounds that wait. The price is
+// an empty AppendEntries per follower every 20-40 ms while idle. Measured
+// with 3 managers on 2 cores (service updates through any manager / idle
+// CPU of the three): 50 ms gave p50 70 ms, p99 107 ms / 4.8 % of a core;
+// 20 ms p50 33 ms, p99 54 ms / 9 %; 10 ms p50 18 ms, p99 39 ms / 14.5 %.
+const DefaultCommitTimeout = 20 * time.Millisecond
+
 // Node is one Raft member.
 type Node struct {
 	Raft      *raft.Raft
@@ -88,7 +99,7 @@ func (c *Config) defaults() {
 		c.LeaderLeaseTimeout = def.LeaderLeaseTimeout
 	}
 	if c.CommitTimeout == 0 {
-		c.CommitTimeout = def.CommitTimeout
+		c.CommitTimeout = DefaultCommitTimeout
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
