@@ -62,6 +62,7 @@ start with the same data dir resumes it as one.`,
 	f.StringVar(&vipPool, "vip-pool", ipam.DefaultVIPPool, "range of a new cluster's service virtual IPs")
 	addOverlayFlags(f, &cfg.Overlay)
 	f.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", false, "on an existing data dir: make this manager the cluster's only manager, keeping its state (after losing a majority of managers for good); join others again afterwards")
+	f.BoolVar(&cfg.ManagerOnly, "manager-only", false, "run no tasks here: the manager's node starts drained (`warren node update --availability active` undoes it)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"os/signal"
 	"syscall"
@@ -43,6 +44,9 @@ is a manager. SIGTERM or Ctrl-C stops it; containers keep running.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if mcfg.ManagerOnly && tokenRole(cfg.Token) != ca.RoleManager && cfg.Token != "" {
+				return errors.New("--manager-only is for managers: join with the manager token (`warren cluster join-token manager`)")
+			}
 			mcfg.DataDir, mcfg.JoinAddr, mcfg.JoinToken = cfg.DataDir, cfg.ManagerAddr, cfg.Token
 			mcfg.AdvertiseAddr, mcfg.ContainerdSocket, mcfg.Overlay = cfg.AdvertiseAddr, cfg.ContainerdSocket, cfg.Overlay
 			return daemon.Run(ctx, daemon.Config{Manager: mcfg, Node: cfg, FirstRole: tokenRole(cfg.Token)})
@@ -58,6 +62,7 @@ is a manager. SIGTERM or Ctrl-C stops it; containers keep running.`,
 	f.StringVar(&mcfg.RaftAddr, "raft-addr", mcfg.RaftAddr, "manager only: address of the Raft transport between managers")
 	f.StringVar(&mcfg.RESTAddr, "rest-addr", mcfg.RESTAddr, `manager only: address of the JSON gateway; "" disables it`)
 	f.StringVar(&mcfg.SocketPath, "socket", mcfg.SocketPath, "manager only: root-only unix socket of the local CLI")
+	f.BoolVar(&mcfg.ManagerOnly, "manager-only", false, "manager only: run no tasks here; the node joins drained (`warren node update --availability active` undoes it)")
 	f.DurationVar(&mcfg.HeartbeatPeriod, "heartbeat-period", mcfg.HeartbeatPeriod, "manager only: how often nodes heartbeat while this manager leads")
 	return cmd
 }

@@ -29,6 +29,9 @@ type Config struct {
 	// ForceNewCluster makes this manager the only Raft member, keeping the
 	// state: recovery when a majority of managers is lost for good.
 	ForceNewCluster bool
+	// ManagerOnly makes this manager's node drained when it is created (at
+	// init) or joins: it runs no tasks until an operator makes it active.
+	ManagerOnly bool
 	// RaftAddr is where the Raft transport listens (mutual TLS, managers only).
 	RaftAddr string
 	// RESTAddr serves the JSON gateway over mutual TLS; empty disables it.

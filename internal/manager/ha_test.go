@@ -330,3 +330,39 @@ func TestFiveManagersLoseTwo(t *testing.T) {
 		t.Fatalf("a write with two of five managers: %v; want Unavailable saying 3 of the 5 are needed", err)
 	}
 }
+
+// --manager-only: a manager made so (at init, or joining) is drained and
+// runs no tasks; the others run them all.
+func TestManagerOnlyRunsNoTasks(t *testing.T) {
+	withImage := func() *fake.Executor {
+		e := fake.New()
+		e.AddImage(image)
+		return e
+	}
+	first := startManagerWith(t, shortDir(t), withImage(), func(c *Config) { c.ManagerOnly = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := first.localClient(t).GetJoinToken(ctx, &api.GetJoinTokenRequest{Role: api.NodeRole_NODE_ROLE_MANAGER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(managerOnly bool) *testManager {
+		return startManagerWith(t, shortDir(t), withImage(), func(c *Config) {
+			c.JoinAddr, c.JoinToken, c.ManagerOnly = tok.GetManagerAddrs()[0], tok.GetToken(), managerOnly
+		})
+	}
+	second, third := join(false), join(true)
+	createService(t, first.localClient(t), "web", 4)
+	testutil.WaitFor(t, 30*time.Second, "web's 4 tasks running on the one manager that runs tasks", func() bool {
+		return runningContainers(t, second.exec) == 4
+	})
+	for _, m := range []*testManager{first, third} {
+		if n := runningContainers(t, m.exec); n != 0 {
+			t.Errorf("manager-only %s runs %d containers", m.NodeID(), n)
+		}
+		got, err := first.localClient(t).GetNode(ctx, &api.GetNodeRequest{Node: m.NodeID()})
+		if err != nil || got.GetNode().GetSpec().GetAvailability() != api.NodeAvailability_NODE_AVAILABILITY_DRAIN {
+			t.Errorf("manager-only %s: availability %v (%v), want drain", m.NodeID(), got.GetNode().GetSpec().GetAvailability(), err)
+		}
+	}
+}

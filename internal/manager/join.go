@@ -44,6 +44,7 @@ func (m *Manager) joinCluster(ctx context.Context) error {
 	if err := creds.SaveManager(m.cfg.DataDir); err != nil {
 		return err
 	}
+	m.joinedNow = true
 	m.log.Info("joined the cluster as a manager", "node.id", creds.NodeID, "cluster.id", creds.ClusterID, "via", m.cfg.JoinAddr)
 	return nil
 }

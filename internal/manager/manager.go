@@ -49,6 +49,7 @@ type Manager struct {
 	demoted    chan struct{}
 	demoteOnce sync.Once
 	fallback   agentFallback // the agent's way to a leader when Raft knows none
+	joinedNow  bool          // this start joined the cluster (ManagerOnly drains it)
 }
 
 // New checks cfg; Run does the work.

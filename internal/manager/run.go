@@ -77,15 +77,25 @@ func (m *Manager) ensureClusterObjects(ctx context.Context) error {
 				return err
 			}
 		}
+		// --manager-only drains the node once, when it is made: an
+		// operator may make it active later, and a restart keeps that.
+		avail := api.NodeAvailability_NODE_AVAILABILITY_ACTIVE
+		if m.cfg.ManagerOnly {
+			avail = api.NodeAvailability_NODE_AVAILABILITY_DRAIN
+		}
 		n := tx.GetNode(m.creds.NodeID)
-		if n == nil {
+		switch {
+		case n == nil:
 			return tx.Create(&api.Node{
 				Id: m.creds.NodeID, Meta: &api.Meta{},
-				Spec:        &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_MANAGER},
+				Spec:        &api.NodeSpec{Role: api.NodeRole_NODE_ROLE_MANAGER, Availability: avail},
 				Role:        api.NodeRole_NODE_ROLE_MANAGER,
 				Description: desc,
 				Status:      &api.NodeStatus{State: api.NodeState_NODE_STATE_UNKNOWN, Message: "starting"},
 			})
+		case m.joinedNow && n.GetSpec().GetAvailability() != avail:
+			n.Spec.Availability = avail
+			return tx.Update(n)
 		}
 		return nil
 	})
