@@ -366,3 +366,50 @@ func TestManagerOnlyRunsNoTasks(t *testing.T) {
 		}
 	}
 }
+
+// A deposed leader stops its control pipeline at once: its dispatcher
+// refuses node sessions (they move to the new leader's), while the new
+// leader's accepts them.
+func TestDeposedLeaderStopsItsPipeline(t *testing.T) {
+	ms := joinManagers(t, 3)
+	old := leaderOf(ms)
+	if old == nil {
+		t.Fatal("no leader")
+	}
+	if err := old.raft.Raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	deposed := time.Now()
+	var next *testManager
+	testutil.WaitFor(t, 10*time.Second, "another leader", func() bool {
+		next = leaderOf(ms)
+		return next != nil && next != old
+	})
+	session := func(m *testManager) error {
+		conn, err := m.inproc.dial()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stream, err := api.NewDispatcherClient(conn).Session(ctx)
+		if err != nil {
+			return err
+		}
+		reg := &api.RegisterRequest{NodeId: m.NodeID(), Addr: "127.0.0.1"}
+		if err := stream.Send(&api.SessionRequest{Msg: &api.SessionRequest_Register{Register: reg}}); err != nil {
+			return err
+		}
+		_, err = stream.Recv()
+		return err
+	}
+	testutil.WaitFor(t, 5*time.Second, "the deposed leader's dispatcher refusing sessions", func() bool {
+		err := session(old)
+		return status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "not running")
+	})
+	t.Logf("deposed leader's dispatcher stopped within %v", time.Since(deposed).Round(time.Millisecond))
+	if err := session(next); err != nil {
+		t.Fatalf("a session with the new leader: %v", err)
+	}
+}
