@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/pkg/client"
 )
 
 // roleChange is `node promote` or `node demote`.
@@ -100,16 +101,17 @@ func (c *cli) waitForRole(ctx context.Context, rc roleChange, ref string) error 
 			last = step
 		}
 	}
+	answering := false // the node demoted is the manager answering
 	for {
-		got, err := cl.GetNode(ctx, &api.GetNodeRequest{Node: ref})
+		n, info, err := nodeAndRaft(ctx, cl, ref)
 		if err != nil {
+			if answering && rc.role == api.NodeRole_NODE_ROLE_WORKER && ctx.Err() == nil {
+				say("this manager stopped answering as it became a worker: ask another manager (`warren -H tcp://OTHER:2377 node ls`)")
+				return nil
+			}
 			return err
 		}
-		n := got.GetNode()
-		info, err := cl.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
-		if err != nil {
-			return err
-		}
+		answering = info.GetManagerNodeId() == n.GetId()
 		step, done := roleStep(n, info.GetRaft(), rc)
 		say(step)
 		if done {
@@ -125,6 +127,19 @@ func (c *cli) waitForRole(ctx context.Context, rc roleChange, ref string) error 
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// nodeAndRaft reads a node and the Raft membership as one manager sees them.
+func nodeAndRaft(ctx context.Context, cl *client.Client, ref string) (*api.Node, *api.GetClusterInfoResponse, error) {
+	got, err := cl.GetNode(ctx, &api.GetNodeRequest{Node: ref})
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := cl.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return got.GetNode(), info, nil
 }
 
 // roleStep says where a role change stands, and whether it is over.

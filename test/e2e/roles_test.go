@@ -35,7 +35,8 @@ func runningPids(t *testing.T, w *workerProc, service string) map[string]uint32 
 // process into a manager in place (it serves the API on its socket and is
 // a Raft voter), `node demote` turns it back (it leaves Raft, its socket
 // and its Raft state go), and its containers run on through both, the
-// same processes. Demoting the only manager is refused with what to do.
+// same processes. The founder demotes itself through its own socket; then
+// demoting the only manager left is refused with what to do.
 func TestPromoteDemoteInPlace(t *testing.T) {
 	c := newCluster(t, "--overlay=false")
 	c.importBusybox(testImage)
@@ -81,9 +82,11 @@ func TestPromoteDemoteInPlace(t *testing.T) {
 		_, err := os.Stat(sock)
 		return os.IsNotExist(err)
 	})
-	if _, err := os.Stat(filepath.Join(w.dir, "raft")); !os.IsNotExist(err) {
-		t.Errorf("w1 still holds Raft state after its demotion (%v)", err)
-	}
+	testutil.WaitFor(t, 30*time.Second, "w1's Raft state and root key deleted", func() bool {
+		_, raftErr := os.Stat(filepath.Join(w.dir, "raft"))
+		_, keyErr := os.Stat(filepath.Join(w.dir, "ca", "ca.key"))
+		return os.IsNotExist(raftErr) && os.IsNotExist(keyErr)
+	})
 	testutil.WaitFor(t, 30*time.Second, "w1 ready as a worker", func() bool { return c.readyNodes()[w.nodeID] })
 	after := runningPids(t, w, "web")
 	for id, pid := range before {
@@ -92,7 +95,23 @@ func TestPromoteDemoteInPlace(t *testing.T) {
 		}
 	}
 
-	_, stderr, err := c.warren("node", "demote", c.nodeID())
+	// The founder demotes itself through its own socket: the CLI follows
+	// until its manager stops answering, and says so. The one manager left
+	// refuses to be demoted.
+	c.mustWarren("node", "promote", w.nodeID)
+	founder := c.nodeID()
+	out = c.mustWarren("node", "demote", founder)
+	if !strings.Contains(out, "stopped answering as it became a worker") {
+		t.Fatalf("self-demotion printed %q", out)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the founder out of Raft", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		info, err := wc.GetClusterInfo(ctx, &api.GetClusterInfoRequest{})
+		return err == nil && len(info.GetRaft().GetServers()) == 1
+	})
+	w1 := &cluster{t: t, sock: sock}
+	_, stderr, err := w1.warren("node", "demote", w.nodeID)
 	if err == nil || !strings.Contains(stderr, "only manager") {
 		t.Fatalf("demoting the only manager: err %v, stderr %q; want a refusal naming the only manager", err, stderr)
 	}
