@@ -234,20 +234,21 @@ func loadSeed(dataDir, clusterID string) (*raftnode.Seed, error) {
 	return &raftnode.Seed{Data: raw, Index: snap.GetIndex()}, nil
 }
 
-// dropSeed deletes the restored state once Raft holds it. A seed Raft
-// ignored (it had state already) stays, with a warning: it is the
-// operator's to look at.
+// dropSeed deletes the restored state once Raft holds it. Raft ignores a
+// seed when it already has state: restore writes only into an empty
+// directory, so that seed is one a start planted before it stopped short
+// of deleting it, and Raft's state (as new, or newer) wins.
 func (m *Manager) dropSeed(n *raftnode.Node, seed *raftnode.Seed) {
 	if seed == nil {
 		return
 	}
 	path := seedPath(m.cfg.DataDir)
-	if !n.Seeded() {
-		m.log.Warn("ignoring a restored state: this data dir already has Raft state; delete the file if it is a leftover", "file", path)
-		return
+	if n.Seeded() {
+		m.log.Info("started from a restored backup", "state.index", seed.Index, "cluster.id", m.creds.ClusterID)
+	} else {
+		m.log.Warn("deleting a restored state left from an earlier start: Raft holds its own state already", "file", path)
 	}
 	if err := os.RemoveAll(filepath.Dir(path)); err != nil {
-		m.log.Warn("could not delete the restored state, which Raft now holds", "file", path, "err", err)
+		m.log.Warn("could not delete the restored state", "file", path, "err", err)
 	}
-	m.log.Info("started from a restored backup", "state.index", seed.Index, "cluster.id", m.creds.ClusterID)
 }
