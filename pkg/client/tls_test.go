@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/testutil"
 	"github.com/warren-project/warren/pkg/client"
 	"github.com/warren-project/warren/pkg/client/clienttest"
 )
@@ -81,7 +82,9 @@ func startTLS(t *testing.T, serverDNS []string, serverIPs []net.IP) (host, dir s
 		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{srv.tls(t)},
 		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port below the ephemeral range: once a test stops this server, no
+	// outgoing connection can take its port, and dialing it is refused.
+	lis, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

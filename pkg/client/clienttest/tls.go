@@ -12,6 +12,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/testutil"
 )
 
 // StartTLS serves f on a loopback TCP port with mutual TLS under the fake's
@@ -52,7 +53,9 @@ func ServeTLS(t testing.TB, srv api.ControlServer, root *ca.CA) *Server {
 	if err != nil {
 		t.Fatalf("clienttest: %v", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port below the ephemeral range: once a test stops this server, no
+	// outgoing connection can take its port, and dialing it is refused.
+	lis, err := net.Listen("tcp", testutil.FreeAddr(t))
 	if err != nil {
 		t.Fatalf("clienttest: listen on loopback: %v", err)
 	}
