@@ -37,17 +37,34 @@ func (m *Manager) renewOwnCertificate(ctx context.Context) {
 	}
 }
 
-// managerAddrs are the addresses nodes dial to reach the managers.
+// managerAddrs are the addresses nodes dial to reach the managers: this
+// one first, then the others.
 func (m *Manager) managerAddrs() []string {
-	out := []string{m.advertiseAPI()}
+	return appendNew([]string{m.advertiseAPI()}, m.peerAPIAddrs()...)
+}
+
+// peerAPIAddrs are the API addresses of the other managers, as the state
+// records them.
+func (m *Manager) peerAPIAddrs() []string {
+	var out []string
 	m.store.View(func(tx state.ReadTx) {
 		for _, n := range tx.ListNodes() {
-			if a := n.GetManagerStatus().GetApiAddr(); a != "" && !slices.Contains(out, a) && n.IsManager() {
-				out = append(out, a)
+			if a := n.GetManagerStatus().GetApiAddr(); a != "" && n.GetId() != m.creds.NodeID && n.IsManager() {
+				out = appendNew(out, a)
 			}
 		}
 	})
 	return out
+}
+
+// appendNew appends the addresses not in list yet.
+func appendNew(list []string, addrs ...string) []string {
+	for _, a := range addrs {
+		if !slices.Contains(list, a) {
+			list = append(list, a)
+		}
+	}
+	return list
 }
 
 // advertiseAPI is the API address other nodes are told: the advertise

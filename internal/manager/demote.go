@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,20 +58,7 @@ func (m *Manager) becomeWorker() error {
 // otherManagerAddrs are the API addresses of the other managers: those
 // in the state, then those this manager joined through.
 func (m *Manager) otherManagerAddrs() []string {
-	var out []string
-	m.store.View(func(tx state.ReadTx) {
-		for _, n := range tx.ListNodes() {
-			if a := n.GetManagerStatus().GetApiAddr(); a != "" && n.GetId() != m.creds.NodeID && n.IsManager() {
-				out = append(out, a)
-			}
-		}
-	})
-	for _, a := range m.creds.JoinAddrs {
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
+	return appendNew(m.peerAPIAddrs(), m.creds.JoinAddrs...)
 }
 
 // errDemotedAway: this manager was taken out of Raft while it was away.
