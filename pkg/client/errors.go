@@ -41,12 +41,6 @@ func (e *Error) Unwrap() error {
 // error that carries none).
 func Code(err error) codes.Code { return status.Code(err) }
 
-// translate translates err naming the manager in use now. Errors of the
-// client's calls and streams are translated already, and pass unchanged.
-func (c *Client) translate(err error) error {
-	return c.translateOn(c.Host(), err)
-}
-
 // translateOn translates an error from the manager at host.
 func (c *Client) translateOn(host string, err error) error {
 	var done *Error

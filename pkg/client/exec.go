@@ -34,7 +34,7 @@ func (c *Client) Exec(ctx context.Context, start *api.ExecStart, opts ExecOption
 	defer cancel() // ends the stream, and with it the remote command
 	stream, err := c.ControlClient.Exec(ctx)
 	if err != nil {
-		return -1, c.translate(err)
+		return -1, err
 	}
 	s := &execStream{stream: stream}
 	start.Stdin = opts.Stdin != nil
@@ -61,7 +61,7 @@ func (c *Client) execOutput(ctx context.Context, stream api.Control_ExecClient, 
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
 			}
-			return -1, c.translate(err)
+			return -1, err
 		}
 		switch m := out.GetMsg().(type) {
 		case *api.ExecOutput_StartedTaskId:
@@ -84,7 +84,7 @@ func (c *Client) execOutput(ctx context.Context, stream api.Control_ExecClient, 
 // recvError is why a send failed: the server's status comes with Recv.
 func (c *Client) recvError(ctx context.Context, stream api.Control_ExecClient, sendErr error) error {
 	if !errors.Is(sendErr, io.EOF) {
-		return c.translate(sendErr)
+		return sendErr
 	}
 	_, err := stream.Recv()
 	if err == nil || errors.Is(err, io.EOF) {
@@ -93,7 +93,7 @@ func (c *Client) recvError(ctx context.Context, stream api.Control_ExecClient, s
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return c.translate(err)
+	return err
 }
 
 func write(w io.Writer, p []byte) error {

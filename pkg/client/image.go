@@ -51,7 +51,7 @@ func (c *Client) ImportImage(ctx context.Context, r io.Reader, nodes []string, o
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return nil, fmt.Errorf("import image: %w", c.translate(err))
+		return nil, fmt.Errorf("import image: %w", err)
 	}
 	return resp.GetImages(), nil
 }
@@ -61,8 +61,8 @@ func (c *Client) ImportImage(ctx context.Context, r io.Reader, nodes []string, o
 func (c *Client) importError(closeAndRecv func() (*api.ImportImageResponse, error), sendErr error) error {
 	if errors.Is(sendErr, io.EOF) {
 		if _, err := closeAndRecv(); err != nil {
-			return fmt.Errorf("import image: %w", c.translate(err))
+			return fmt.Errorf("import image: %w", err)
 		}
 	}
-	return fmt.Errorf("import image: %w", c.translate(sendErr))
+	return fmt.Errorf("import image: %w", sendErr)
 }

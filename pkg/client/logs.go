@@ -30,7 +30,7 @@ func (c *Client) Logs(ctx context.Context, req *api.LogsRequest, fn func(*api.Lo
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return c.translate(err)
+			return err
 		}
 		if err := fn(m); err != nil {
 			return err
