@@ -243,7 +243,7 @@ func (s *membership) ReadIndex(ctx context.Context, _ *api.ReadIndexRequest) (*a
 	if !s.m.raft.IsLeader() {
 		return nil, status.Errorf(codes.FailedPrecondition, "%v", raftnode.ErrNotLeader)
 	}
-	if err := s.m.raft.Raft.VerifyLeader().Error(); err != nil {
+	if err := s.m.raft.ConfirmLeader(ctx); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "leadership not confirmed: %v", err)
 	}
 	return &api.ReadIndexResponse{Index: s.m.store.Index()}, nil
@@ -253,7 +253,7 @@ func (s *membership) ReadIndex(ctx context.Context, _ *api.ReadIndexRequest) (*a
 // leader's when it is called, so the read that follows is linearizable.
 func (m *Manager) consistentRead(ctx context.Context) error {
 	if m.raft.IsLeader() {
-		return m.raft.Raft.VerifyLeader().Error()
+		return m.raft.ConfirmLeader(ctx)
 	}
 	c, err := m.leader.client(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -77,7 +78,10 @@ const DefaultCommitTimeout = 20 * time.Millisecond
 
 // Node is one Raft member.
 type Node struct {
-	Raft      *raft.Raft
+	Raft *raft.Raft
+	// readyTerm is the last term in which this member, leading, applied
+	// everything committed before it led (see ConfirmLeader).
+	readyTerm atomic.Uint64
 	cfg       Config
 	logs      *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
@@ -204,6 +208,25 @@ func (n *Node) Propose(ctx context.Context, cmd *api.StoreCommand) error {
 	}
 	_, err := n.ProposeLocal(ctx, cmd)
 	return err
+}
+
+// ConfirmLeader makes sure this member leads now and that its state holds
+// every write acknowledged before the call, so a read that follows is
+// linearizable. A new leader may not have applied yet what the previous
+// one acknowledged: once per term, it waits on a barrier for that.
+func (n *Node) ConfirmLeader(ctx context.Context) error {
+	if err := n.Raft.VerifyLeader().Error(); err != nil {
+		return err
+	}
+	term := n.Raft.CurrentTerm()
+	if n.readyTerm.Load() == term {
+		return nil
+	}
+	if err := n.Raft.Barrier(n.timeout(ctx)).Error(); err != nil {
+		return fmt.Errorf("raft: apply what earlier leaders committed: %w", err)
+	}
+	n.readyTerm.Store(term)
+	return nil
 }
 
 // IsLeader reports whether this member leads.

@@ -140,3 +140,28 @@ func TestTransportRefusesNonManagers(t *testing.T) {
 		})
 	}
 }
+
+// A member that has just been elected has not yet applied what the
+// earlier term committed: ConfirmLeader waits for it, so a read right
+// after it sees every acknowledged write.
+func TestConfirmLeaderSeesEarlierTerms(t *testing.T) {
+	c := newTestCA(t)
+	dir := t.TempDir()
+	store := state.NewMemoryStore(nil)
+	n := startNode(t, c, dir, store)
+	createServices(t, store, 0, 300)
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	again := state.NewMemoryStore(nil)
+	n2 := startNode(t, c, dir, again)
+	defer n2.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n2.ConfirmLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(again.Snapshot().GetServices()); got != 300 {
+		t.Fatalf("right after ConfirmLeader the state holds %d services, want the 300 acknowledged", got)
+	}
+}
