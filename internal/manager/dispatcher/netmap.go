@@ -98,13 +98,24 @@ func (c *mapCast) set(m *api.NetworkMap) bool {
 	return true
 }
 
-// concernsNetwork tells whether an event may change the network map.
+// concernsNetwork tells whether an event may change the network map: the
+// map reads of a node only its network, and of a task only whether it is
+// a backend, where and at which address. Task steps and node heartbeats
+// that change none of it cost no rebuild.
 func concernsNetwork(ev state.Event) bool {
-	switch ev.Object.(type) {
-	case *api.Node, *api.Service, *api.Cluster:
-		return true
+	switch o := ev.Object.(type) {
 	case *api.Task:
-		return true // address, desired or observed state; the map build sorts it out
+		old, ok := ev.Old.(*api.Task)
+		if !ok { // created or deleted
+			return isBackend(o)
+		}
+		return isBackend(o) != isBackend(old) ||
+			isBackend(o) && (o.GetNodeId() != old.GetNodeId() || o.GetAddress() != old.GetAddress())
+	case *api.Node:
+		old, ok := ev.Old.(*api.Node)
+		return !ok || !proto.Equal(o.GetNetwork(), old.GetNetwork())
+	case *api.Service, *api.Cluster:
+		return true
 	}
 	return ev.Kind == state.EventRestore
 }

@@ -106,3 +106,39 @@ func TestNetworkMapFollowsState(t *testing.T) {
 		return len(backends(m, "web")) == 1 && len(m.GetNodes()) == 2
 	})
 }
+
+// Only changes the map shows cost a rebuild: a task's steps before it
+// runs, and a node's status, do not; a task becoming a backend, leaving,
+// moving, and a node's new WireGuard key do.
+func TestConcernsNetworkFiltersChanges(t *testing.T) {
+	task := func(st api.TaskState, addr string) *api.Task {
+		return &api.Task{Id: "t", NodeId: "n1", Address: addr, DesiredState: api.TaskState_TASK_STATE_RUNNING,
+			Status: &api.TaskStatus{State: st}}
+	}
+	running := task(api.TaskState_TASK_STATE_RUNNING, "10.200.0.2")
+	moved := task(api.TaskState_TASK_STATE_RUNNING, "10.200.0.3")
+	node := func(key string, msg string) *api.Node {
+		return &api.Node{Id: "n1", Network: &api.NodeNetwork{Block: "10.200.0.0/24", WireguardPublicKey: key},
+			Status: &api.NodeStatus{Message: msg}}
+	}
+	cases := []struct {
+		name string
+		ev   state.Event
+		want bool
+	}{
+		{"task pulling → starting", state.Event{Kind: state.EventUpdate, Object: task(api.TaskState_TASK_STATE_STARTING, "10.200.0.2"), Old: task(api.TaskState_TASK_STATE_PREPARING, "10.200.0.2")}, false},
+		{"task starts running", state.Event{Kind: state.EventUpdate, Object: running, Old: task(api.TaskState_TASK_STATE_STARTING, "10.200.0.2")}, true},
+		{"running task's address changes", state.Event{Kind: state.EventUpdate, Object: moved, Old: running}, true},
+		{"running task deleted", state.Event{Kind: state.EventDelete, Object: running}, true},
+		{"pending task created", state.Event{Kind: state.EventCreate, Object: task(api.TaskState_TASK_STATE_PENDING, "")}, false},
+		{"node status only", state.Event{Kind: state.EventUpdate, Object: node("k1", "ready"), Old: node("k1", "down")}, false},
+		{"node's new key", state.Event{Kind: state.EventUpdate, Object: node("k2", "ready"), Old: node("k1", "ready")}, true},
+		{"service", state.Event{Kind: state.EventUpdate, Object: &api.Service{}, Old: &api.Service{}}, true},
+		{"restore", state.Event{Kind: state.EventRestore}, true},
+	}
+	for _, c := range cases {
+		if got := concernsNetwork(c.ev); got != c.want {
+			t.Errorf("%s: concernsNetwork = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
