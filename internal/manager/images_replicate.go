@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -53,18 +52,14 @@ func (c *archiveCopier) copy(ctx context.Context, a *api.ImageArchive) error {
 // sources are the other managers' API addresses, the holder's first.
 func (c *archiveCopier) sources(a *api.ImageArchive) []string {
 	var out []string
-	c.m.store.View(func(tx state.ReadTx) {
-		if addr := tx.GetNode(a.GetHolderNodeId()).GetManagerStatus().GetApiAddr(); addr != "" && a.GetHolderNodeId() != c.m.creds.NodeID {
-			out = append(out, addr)
-		}
-		for _, n := range tx.ListNodes() {
-			addr := n.GetManagerStatus().GetApiAddr()
-			if addr != "" && n.GetId() != c.m.creds.NodeID && !slices.Contains(out, addr) {
+	if holder := a.GetHolderNodeId(); holder != c.m.creds.NodeID {
+		c.m.store.View(func(tx state.ReadTx) {
+			if addr := tx.GetNode(holder).GetManagerStatus().GetApiAddr(); addr != "" {
 				out = append(out, addr)
 			}
-		}
-	})
-	return out
+		})
+	}
+	return appendNew(out, c.m.peerAPIAddrs()...)
 }
 
 // fetch streams the archive from the manager at addr into the store and
@@ -75,7 +70,8 @@ func (c *archiveCopier) fetch(ctx context.Context, addr, digest string) error {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, dispatcher.NodeIDMetadata, c.m.creds.NodeID))
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx,
+		dispatcher.NodeIDMetadata, c.m.creds.NodeID, dispatcher.CopyMetadata, "1"))
 	defer cancel()
 	stream, err := api.NewDispatcherClient(conn).FetchImage(ctx, &api.FetchImageRequest{Digest: digest})
 	if err != nil {

@@ -21,6 +21,12 @@ import (
 // checks, as for a session, that the caller may speak for that node.
 const NodeIDMetadata = "warren-node-id"
 
+// CopyMetadata marks a FetchImage made by a manager copying an archive
+// for itself: it gets what this manager holds, and this manager does not
+// in turn copy the archive from others for it. Two managers that both
+// lack an archive would otherwise each wait on the other's copy.
+const CopyMetadata = "warren-archive-copy"
+
 // stateLagWait bounds how long a manager's fetch waits for this manager's
 // state to catch up with the leader's.
 const stateLagWait = 5 * time.Second
@@ -64,7 +70,8 @@ func (d *Dispatcher) FetchImage(req *api.FetchImageRequest, stream api.Dispatche
 		return err
 	}
 	rc, _, err := d.cfg.Archives.Open(req.GetDigest())
-	if errors.Is(err, fs.ErrNotExist) && d.cfg.Replicate != nil {
+	copying := len(metadata.ValueFromIncomingContext(ctx, CopyMetadata)) > 0
+	if errors.Is(err, fs.ErrNotExist) && d.cfg.Replicate != nil && !copying {
 		// Imported through another manager: copy it here first (a
 		// failed-over leader serves what its predecessor imported).
 		if rerr := d.cfg.Replicate(ctx, archive); rerr != nil {

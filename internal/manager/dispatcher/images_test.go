@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,4 +277,41 @@ func TestFetchImage(t *testing.T) {
 			t.Fatalf("fetch of a damaged archive: %v, want DataLoss", err)
 		}
 	})
+}
+
+// A node's fetch of an archive this manager lacks makes it copy the
+// archive first; a manager's copy request does not, so two managers that
+// both lack it never wait on each other.
+func TestCopyFetchDoesNotReplicate(t *testing.T) {
+	archives, err := imagestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copies atomic.Int32
+	cfg := testConfig()
+	cfg.Archives, cfg.ManagerNodeID = archives, "m"
+	cfg.Replicate = func(context.Context, *api.ImageArchive) error {
+		copies.Add(1)
+		return errors.New("no manager holds it")
+	}
+	e := newTestEnv(t, cfg)
+	other := "sha256:" + strings.Repeat("1", 64)
+	e.update(t, func(tx state.Tx) error {
+		return tx.Create(&api.Node{Id: "m2", Meta: &api.Meta{}, Role: api.NodeRole_NODE_ROLE_MANAGER})
+	})
+	e.setArchives(t, archive(other, "m3", []string{appRef}, "n1"))
+
+	if _, err := e.fetch("n1", other); status.Code(err) != codes.Unavailable || copies.Load() != 1 {
+		t.Fatalf("a node's fetch: %v after %d copies; want Unavailable after one copy attempt", err, copies.Load())
+	}
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(),
+		NodeIDMetadata, "m2", CopyMetadata, "1"), 10*time.Second)
+	defer cancel()
+	stream, err := e.client.FetchImage(ctx, &api.FetchImageRequest{Digest: other})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.NotFound || copies.Load() != 1 {
+		t.Fatalf("a manager's copy fetch: %v after %d copies; want NotFound and no copy attempt", err, copies.Load())
+	}
 }
