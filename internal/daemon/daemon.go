@@ -6,13 +6,10 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/node"
@@ -84,19 +81,9 @@ func runAs(ctx context.Context, role string, cfg Config) error {
 // roleOf is the role the identity in dataDir names, or first when there is
 // none yet.
 func roleOf(dataDir, first string) (string, error) {
-	path := filepath.Join(dataDir, join.IdentityFile)
-	raw, err := os.ReadFile(path)
+	role, err := join.ReadRole(dataDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return first, nil
 	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	var id struct {
-		Role string `json:"role"`
-	}
-	if err := json.Unmarshal(raw, &id); err != nil || (id.Role != ca.RoleManager && id.Role != ca.RoleWorker) {
-		return "", fmt.Errorf("%s is damaged (role %q, %v): restore it from a backup, or move the data dir away and join again", path, id.Role, err)
-	}
-	return id.Role, nil
+	return role, err
 }

@@ -11,19 +11,11 @@ import (
 
 	"github.com/warren-project/warren/internal/ids"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/join"
 )
 
 // identity is what a manager remembers about itself across restarts.
-type identity struct {
-	NodeID    string `json:"node_id"`
-	ClusterID string `json:"cluster_id"`
-	Role      string `json:"role"`
-	// Founder is set on the manager that created the cluster: only it may
-	// bootstrap Raft. A manager that joined asks to be added instead.
-	Founder bool `json:"founder,omitempty"`
-	// JoinAddrs are the managers a joined manager may ask to add it.
-	JoinAddrs []string `json:"join_addrs,omitempty"`
-}
+type identity = join.ManagerIdentity
 
 // managerCreds are a manager's identity with its CA and certificate.
 type managerCreds struct {
@@ -79,28 +71,32 @@ func createCredentials(dataDir, clusterName string, hosts []string) (*managerCre
 	if err != nil {
 		return nil, err
 	}
-	if err := root.Save(filepath.Join(dataDir, "ca")); err != nil {
-		return nil, err
-	}
 	creds := &managerCreds{
 		identity: identity{NodeID: ids.New(), ClusterID: ids.New(), Role: ca.RoleManager, Founder: true},
 		CA:       root,
 		fresh:    true,
 	}
-	if err := issueNodeCert(dataDir, creds, hosts); err != nil {
+	if err := saveCredentials(dataDir, creds, hosts); err != nil {
 		return nil, err
-	}
-	if err := writeAdminBundle(dataDir, creds); err != nil {
-		return nil, err
-	}
-	raw, _ := json.MarshalIndent(creds.identity, "", "  ")
-	// The identity is written last: a start that failed before it is
-	// retried from scratch rather than resumed half made.
-	path := filepath.Join(dataDir, identityFile)
-	if err := os.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return creds, nil
+}
+
+// saveCredentials writes a new manager's CA (with its key), certificate
+// for hosts and admin bundle into dataDir, and its identity last: a start
+// that failed before it is retried from scratch rather than resumed half
+// made.
+func saveCredentials(dataDir string, creds *managerCreds, hosts []string) error {
+	if err := creds.CA.Save(filepath.Join(dataDir, join.CADir)); err != nil {
+		return err
+	}
+	if err := issueNodeCert(dataDir, creds, hosts); err != nil {
+		return err
+	}
+	if err := writeAdminBundle(dataDir, creds); err != nil {
+		return err
+	}
+	return creds.identity.Save(dataDir)
 }
 
 func issueNodeCert(dataDir string, c *managerCreds, hosts []string) error {

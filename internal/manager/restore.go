@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,22 +163,11 @@ func ensureEmptyDir(dir string) (created bool, err error) {
 // joinCluster do, plus the state to seed Raft with. The identity comes
 // last: a data dir without one is not a manager's yet.
 func writeRestored(dir string, b *backupfile.Backup, creds *managerCreds) error {
-	if err := creds.CA.Save(filepath.Join(dir, "ca")); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(dataKeyPath(dir)), 0o700); err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(dataKeyPath(dir), b.DataKey, 0o600); err != nil {
 		return fmt.Errorf("write the data key: %w", err)
-	}
-	// The certificate names no host yet: the manager reissues it for its
-	// addresses when it starts (see loadOrCreateCredentials).
-	if err := issueNodeCert(dir, creds, nil); err != nil {
-		return err
-	}
-	if err := writeAdminBundle(dir, creds); err != nil {
-		return err
 	}
 	state, err := proto.Marshal(b.State)
 	if err != nil {
@@ -191,8 +179,9 @@ func writeRestored(dir string, b *backupfile.Backup, creds *managerCreds) error 
 	if err := fsutil.WriteFileAtomic(seedPath(dir), state, 0o600); err != nil {
 		return err
 	}
-	raw, _ := json.MarshalIndent(creds.identity, "", "  ")
-	return fsutil.WriteFileAtomic(filepath.Join(dir, identityFile), append(raw, '\n'), 0o600)
+	// The certificate names no host yet: the manager reissues it for its
+	// addresses when it starts (see loadOrCreateCredentials).
+	return saveCredentials(dir, creds, nil)
 }
 
 // undoRestore removes what a failed restore wrote into dir, which was

@@ -27,6 +27,7 @@ import (
 	"github.com/warren-project/warren/internal/network/overlay"
 	"github.com/warren-project/warren/internal/runtime/containerd"
 	"github.com/warren-project/warren/internal/security/ca"
+	"github.com/warren-project/warren/internal/security/join"
 	"github.com/warren-project/warren/internal/security/seal"
 	"github.com/warren-project/warren/internal/security/token"
 	"github.com/warren-project/warren/internal/state"
@@ -109,7 +110,7 @@ func (m *Manager) serve(ctx context.Context, onStop func(func())) error {
 	// (see authorize); the JSON gateway requires one at the handshake.
 	m.local = newGRPCServer(nil, m.consistentRead, nil)
 	m.remote = newGRPCServer(ca.ServerTLSConfig(pool, m.creds.Cert.Certificate, false), m.consistentRead, m.isManagerNode)
-	archives, err := imagestore.New(filepath.Join(m.cfg.DataDir, "images"))
+	archives, err := imagestore.New(filepath.Join(m.cfg.DataDir, join.ImagesDir))
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func (c *Config) defaults() {
 // cluster of itself.
 func Start(cfg Config, bootstrap bool) (*Node, error) {
 	cfg.defaults()
-	dir := filepath.Join(cfg.DataDir, "raft")
+	dir := filepath.Join(cfg.DataDir, "raft") // join.RaftDir: a demoted manager deletes it
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft: create %s: %w", dir, err)
 	}

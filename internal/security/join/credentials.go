@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/fsutil"
 	"github.com/warren-project/warren/internal/security/ca"
 )
 
@@ -90,7 +91,7 @@ func (c *Credentials) Save(dataDir string) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", IdentityFile, err)
 	}
-	return writeFileAtomic(filepath.Join(dataDir, IdentityFile), append(raw, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(dataDir, IdentityFile), append(raw, '\n'), 0o600)
 }
 
 // Load reads credentials saved by Save, checking they belong together: a
@@ -170,44 +171,4 @@ func (c *Credentials) check() (*x509.Certificate, error) {
 
 func damaged(dataDir string, err error) error {
 	return fmt.Errorf("%w in %s: %v; move %s away and join again with a token", ErrDamaged, dataDir, err, dataDir)
-}
-
-// writeFileAtomic replaces path with data so readers see the old file or
-// the new one, never a torn write, and the rename survives a power loss.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -190,28 +190,39 @@ func (r *Renewer) RenewNow(ctx context.Context) error {
 
 // request makes a key and asks a manager to certify it.
 func (r *Renewer) request(ctx context.Context, nodeID string) (certPEM, keyPEM []byte, err error) {
-	key, err := ca.GenerateKey()
-	if err != nil {
-		return nil, nil, fmt.Errorf("renew: generate key: %w", err)
-	}
-	csr, err := ca.NewCSR(key, nodeID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("renew: %w", err)
-	}
-	if keyPEM, err = ca.EncodeKeyPEM(key); err != nil {
-		return nil, nil, fmt.Errorf("renew: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
 	client, err := r.cfg.Client(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("renew: connect to a manager: %w", err)
 	}
-	resp, err := client.RenewCertificate(ctx, &api.RenewCertificateRequest{Csr: csr})
+	resp, keyPEM, err := requestCert(ctx, client, nodeID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("renew: %w", err)
 	}
 	return resp.GetCertificate(), keyPEM, nil
+}
+
+// requestCert makes a new key for node nodeID and asks client to certify
+// it; the certificate has the role the cluster gives the node now.
+func requestCert(ctx context.Context, client api.NodeCAClient, nodeID string) (*api.RenewCertificateResponse, []byte, error) {
+	key, err := ca.GenerateKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	csr, err := ca.NewCSR(key, nodeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := ca.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := client.RenewCertificate(ctx, &api.RenewCertificateRequest{Csr: csr})
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, keyPEM, nil
 }
 
 // checkRenewed makes sure a renewal is for the new key and names the same

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/fsutil"
 	"github.com/warren-project/warren/internal/security/ca"
 )
 
@@ -26,6 +27,45 @@ const (
 // ErrRoleChanged: the cluster gave the node another role than its
 // certificate has. The node switches role rather than renew into it.
 var ErrRoleChanged = errors.New("the cluster changed this node's role")
+
+// ManagerIdentity is a manager's identity.json. A worker's (see Save) has
+// the same node_id, cluster_id and role, so whichever role wrote a data
+// dir, its role reads the same (ReadRole).
+type ManagerIdentity struct {
+	NodeID    string `json:"node_id"`
+	ClusterID string `json:"cluster_id"`
+	Role      string `json:"role"`
+	// Founder is set on the manager that created the cluster: only it may
+	// bootstrap Raft. A manager that joined asks to be added instead.
+	Founder bool `json:"founder,omitempty"`
+	// JoinAddrs are the managers a joined manager may ask to add it.
+	JoinAddrs []string `json:"join_addrs,omitempty"`
+}
+
+// Save writes the identity into dataDir atomically: the last file a
+// manager's data dir gets.
+func (id ManagerIdentity) Save(dataDir string) error {
+	raw, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", IdentityFile, err)
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(dataDir, IdentityFile), append(raw, '\n'), 0o600)
+}
+
+// ReadRole is the role the identity in dataDir names (ca.RoleManager or
+// ca.RoleWorker); fs.ErrNotExist when the node has not joined yet.
+func ReadRole(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, IdentityFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var id ManagerIdentity
+	if err := json.Unmarshal(raw, &id); err != nil || (id.Role != ca.RoleManager && id.Role != ca.RoleWorker) {
+		return "", damaged(dataDir, fmt.Errorf("%s names role %q (%v)", IdentityFile, id.Role, err))
+	}
+	return id.Role, nil
+}
 
 // SaveManager writes manager credentials in a manager's layout: the root
 // key beside the CA certificate, the certificate followed by the CA's
@@ -50,19 +90,11 @@ func (c *Credentials) SaveManager(dataDir string) error {
 	if err := ca.SaveKeyPair(filepath.Join(dataDir, CertsDir), KeyPairName, append(c.CertPEM, c.CAPEM...), c.KeyPEM); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dataDir, DataKeyFile), sec.GetDataKey(), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dataDir, DataKeyFile), sec.GetDataKey(), 0o600); err != nil {
 		return fmt.Errorf("write the data key: %w", err)
 	}
-	raw, err := json.MarshalIndent(struct {
-		NodeID    string   `json:"node_id"`
-		ClusterID string   `json:"cluster_id"`
-		Role      string   `json:"role"`
-		JoinAddrs []string `json:"join_addrs,omitempty"`
-	}{c.NodeID, c.ClusterID, ca.RoleManager, c.ManagerAddrs}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", IdentityFile, err)
-	}
-	return writeFileAtomic(filepath.Join(dataDir, IdentityFile), append(raw, '\n'), 0o600)
+	id := ManagerIdentity{NodeID: c.NodeID, ClusterID: c.ClusterID, Role: ca.RoleManager, JoinAddrs: c.ManagerAddrs}
+	return id.Save(dataDir)
 }
 
 // Promote turns the worker credentials in dataDir into a manager's, once
@@ -75,19 +107,7 @@ func Promote(ctx context.Context, client api.NodeCAClient, dataDir string, manag
 	if err != nil {
 		return err
 	}
-	key, err := ca.GenerateKey()
-	if err != nil {
-		return err
-	}
-	csr, err := ca.NewCSR(key, cur.NodeID)
-	if err != nil {
-		return err
-	}
-	keyPEM, err := ca.EncodeKeyPEM(key)
-	if err != nil {
-		return err
-	}
-	resp, err := client.RenewCertificate(ctx, &api.RenewCertificateRequest{Csr: csr})
+	resp, keyPEM, err := requestCert(ctx, client, cur.NodeID)
 	if err != nil {
 		return fmt.Errorf("ask for a manager certificate: %w", err)
 	}
@@ -105,6 +125,11 @@ func Promote(ctx context.Context, client api.NodeCAClient, dataDir string, manag
 	promoted := *cur
 	promoted.Role, promoted.CertPEM, promoted.KeyPEM = ca.RoleManager, resp.GetCertificate(), keyPEM
 	promoted.ManagerAddrs, promoted.ManagerSecrets = managerAddrs, resp.GetManagerSecrets()
+	// A worker holds no manager files, unless an earlier attempt stopped
+	// half way: the root key would not be written over.
+	if err := RemoveManagerFiles(dataDir); err != nil {
+		return err
+	}
 	return promoted.SaveManager(dataDir)
 }
 
