@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/nodeca"
 	"github.com/warren-project/warren/internal/security/ca"
 	"github.com/warren-project/warren/internal/security/join"
 	"github.com/warren-project/warren/internal/state"
@@ -34,12 +35,8 @@ func (m *Manager) onRole(role api.NodeRole) {
 // before the manager's files go, so a crash in between leaves a worker
 // (which removes the leftovers when it starts).
 func (m *Manager) becomeWorker() error {
-	ttl := ca.DefaultCertTTL
-	m.store.View(func(tx state.ReadTx) {
-		if d := tx.GetCluster().GetSpec().GetNodeCertTtl().AsDuration(); d > 0 {
-			ttl = d
-		}
-	})
+	var ttl time.Duration
+	m.store.View(func(tx state.ReadTx) { ttl = nodeca.CertTTL(tx.GetCluster()) })
 	others := m.otherManagerAddrs()
 	certPEM, keyPEM, err := m.creds.CA.Issue(m.creds.NodeID, ca.RoleWorker, m.creds.ClusterID, ttl, nil)
 	if err != nil {

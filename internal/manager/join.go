@@ -57,7 +57,7 @@ func (m *Manager) addSelf(ctx context.Context) error {
 	}
 	addrs := m.creds.JoinAddrs
 	if m.cfg.JoinAddr != "" {
-		addrs = append([]string{m.cfg.JoinAddr}, addrs...)
+		addrs = appendNew([]string{m.cfg.JoinAddr}, addrs...)
 	}
 	if len(addrs) == 0 {
 		return errors.New("this manager is not a Raft member and knows no manager to ask: join again with a token")

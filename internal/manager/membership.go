@@ -134,9 +134,12 @@ func (m *Manager) forward(ctx context.Context, cmd *api.StoreCommand) (uint64, e
 			return resp.GetIndex(), m.appliedHere(ctx, resp)
 		}
 		if !neverApplied(err) {
-			if status.Code(err) == codes.Unavailable {
+			switch status.Code(err) {
+			case codes.Unavailable:
 				// The leader may have taken it before the connection broke.
 				return 0, fmt.Errorf("%w: the leader (%s) stopped answering: %v", raftnode.ErrMaybeApplied, tried, status.Convert(err).Message())
+			case codes.Unknown: // the leader's own ErrMaybeApplied
+				return 0, &forwardedError{status.Convert(err).Message(), raftnode.ErrMaybeApplied}
 			}
 			return 0, err
 		}
@@ -277,8 +280,7 @@ func (m *Manager) retryStartupWrite(ctx context.Context, write func(context.Cont
 	delay := 200 * time.Millisecond
 	for {
 		err := write(ctx)
-		transient := errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrMaybeApplied) ||
-			status.Code(err) == codes.Unavailable || status.Code(err) == codes.Unknown
+		transient := errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrMaybeApplied)
 		if err == nil || !transient || time.Now().After(deadline) {
 			return err
 		}

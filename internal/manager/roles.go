@@ -38,7 +38,7 @@ func (r *roleReconciler) Stop() {}
 
 func (r *roleReconciler) Run(ctx context.Context) error {
 	isNode := func(ev state.Event) bool { _, ok := ev.Object.(*api.Node); return ok || ev.Kind == state.EventRestore }
-	sub := r.m.store.ViewAndWatch(isNode, func(state.ReadTx) {})
+	sub := r.m.store.Watch(isNode)
 	defer sub.Cancel()
 	tick := time.NewTicker(roleRetryInterval)
 	defer tick.Stop()
@@ -87,7 +87,7 @@ func (r *roleReconciler) reconcile(ctx context.Context) {
 // leader does not remove itself: it hands leadership over, and the next
 // leader demotes it.
 func (r *roleReconciler) demote(ctx context.Context, id string) error {
-	if err := r.m.checkDemotion(id); err != nil {
+	if err := r.m.CheckDemotion(id); err != nil {
 		return err
 	}
 	if id == r.m.creds.NodeID {
@@ -97,7 +97,7 @@ func (r *roleReconciler) demote(ctx context.Context, id string) error {
 		}
 		return nil
 	}
-	if r.m.isVoter(id) {
+	if r.m.raft.HasServer(id) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := r.m.raft.RemoveServer(cctx, id); err != nil {
@@ -139,23 +139,11 @@ func (m *Manager) isManagerNode(id string) bool {
 	return ok
 }
 
-// isVoter says whether node id is in the Raft configuration.
-func (m *Manager) isVoter(id string) bool {
-	for _, s := range m.raft.Info().GetServers() {
-		if s.GetId() == id {
-			return true
-		}
-	}
-	return false
-}
-
-// CheckDemotion is checkDemotion, for the API: a demotion refused at once.
-func (m *Manager) CheckDemotion(id string) error { return m.checkDemotion(id) }
-
-// checkDemotion refuses to take manager id out of Raft when that would
+// CheckDemotion refuses to take manager id out of Raft when that would
 // leave no manager, or fewer reachable managers than the rest need for
-// quorum: the cluster would stop accepting writes.
-func (m *Manager) checkDemotion(id string) error {
+// quorum: the cluster would stop accepting writes. The API asks it too, to
+// refuse a demotion at once.
+func (m *Manager) CheckDemotion(id string) error {
 	info := m.raftInfo()
 	var rest, reachable int
 	found := false

@@ -34,11 +34,7 @@ func (n *Node) ProposeLocal(ctx context.Context, cmd *api.StoreCommand) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("raft: encode command: %w", err)
 	}
-	timeout := n.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
-	}
-	f := n.Raft.Apply(data, timeout)
+	f := n.Raft.Apply(data, n.timeout(ctx))
 	if err := f.Error(); err != nil {
 		return 0, n.noLeader(err)
 	}
@@ -56,8 +52,7 @@ func (n *Node) noLeader(err error) error {
 		// blindly could apply it twice.
 		return fmt.Errorf("%w: leadership was lost while the write was in flight", ErrMaybeApplied)
 	}
-	if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) &&
-		!errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrRaftShutdown) {
+	if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrRaftShutdown) {
 		return fmt.Errorf("raft: apply: %w", err)
 	}
 	if voters := n.voters(); voters > 1 {
@@ -78,12 +73,6 @@ func (n *Node) voters() int {
 		}
 	}
 	return v
-}
-
-// forward sends cmd to the leader through the Forwarder.
-func (n *Node) forward(ctx context.Context, cmd *api.StoreCommand) error {
-	_, err := n.cfg.Forward(ctx, cmd)
-	return err
 }
 
 // AddVoter makes node id at addr a voting member; this member must lead.
@@ -132,13 +121,17 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 
 // IsMember tells whether this member is in the Raft configuration it
 // knows (a manager that joined but was never added is not).
-func (n *Node) IsMember() bool {
+func (n *Node) IsMember() bool { return n.HasServer(n.cfg.NodeID) }
+
+// HasServer tells whether member id is in the Raft configuration this
+// member knows.
+func (n *Node) HasServer(id string) bool {
 	f := n.Raft.GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}
 	for _, s := range f.Configuration().Servers {
-		if s.ID == raft.ServerID(n.cfg.NodeID) {
+		if s.ID == raft.ServerID(id) {
 			return true
 		}
 	}

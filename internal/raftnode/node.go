@@ -204,7 +204,8 @@ func (n *Node) closeFiles() {
 // state.Proposer.
 func (n *Node) Propose(ctx context.Context, cmd *api.StoreCommand) error {
 	if n.cfg.Forward != nil && n.Raft.State() != raft.Leader {
-		return n.forward(ctx, cmd)
+		_, err := n.cfg.Forward(ctx, cmd)
+		return err
 	}
 	_, err := n.ProposeLocal(ctx, cmd)
 	return err

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -185,14 +184,15 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 	err = s.cfg.Store.Update(ctx, func(tx state.Tx) error {
 		// The change applies to the service as it is now: managers write
 		// to it too (an update's progress), and the store retries this on
-		// a conflict, unless the caller pinned the version it read.
+		// a conflict, unless the caller pinned the version it read (an
+		// error fn returns is not retried).
 		latest := tx.GetService(cur.GetId())
 		if latest == nil {
 			return fmt.Errorf("service %s: %w", cur.GetSpec().GetName(), state.ErrNotFound)
 		}
 		if v := req.GetServiceVersion(); v != 0 && v != latest.GetMeta().GetVersion() {
-			return &pinnedConflict{msg: fmt.Sprintf("service %s is at version %d, not %d: read it again and retry",
-				cur.GetSpec().GetName(), latest.GetMeta().GetVersion(), v)}
+			return fmt.Errorf("service %s is at version %d, not %d: read it again and retry: %w",
+				cur.GetSpec().GetName(), latest.GetMeta().GetVersion(), v, state.ErrVersionConflict)
 		}
 		next = proto.Clone(latest).(*api.Service)
 		if !proto.Equal(sp.GetTask(), latest.GetSpec().GetTask()) {
@@ -208,26 +208,12 @@ func (s *Server) UpdateService(ctx context.Context, req *api.UpdateServiceReques
 		}
 		return tx.Update(next)
 	})
-	if pc := (*pinnedConflict)(nil); errors.As(err, &pc) {
-		pc.final = true // a conflict for the caller now, with its own words
-	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	s.cfg.Store.View(func(tx state.ReadTx) { next = tx.GetService(cur.GetId()) })
 	return &api.UpdateServiceResponse{Service: withoutSecrets(next)}, nil
 }
-
-// pinnedConflict is a conflict with the version the caller named. Inside
-// the write it is not a state.ErrVersionConflict, which the store would
-// retry; once the write gave up, it is one (FailedPrecondition).
-type pinnedConflict struct {
-	msg   string
-	final bool
-}
-
-func (e *pinnedConflict) Error() string        { return e.msg }
-func (e *pinnedConflict) Is(target error) bool { return e.final && target == state.ErrVersionConflict }
 
 // RemoveService deletes a service and marks its tasks for removal in one
 // write; nodes stop the containers and the orchestrator reaps the tasks.

@@ -45,7 +45,7 @@ func (s *Server) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinRespo
 		}
 	}
 	nodeID := ids.New()
-	certPEM, err := s.cfg.CA.IssueFromCSR(req.GetCsr(), nodeID, certRole, cluster.GetId(), certTTL(cluster))
+	certPEM, err := s.cfg.CA.IssueFromCSR(req.GetCsr(), nodeID, certRole, cluster.GetId(), CertTTL(cluster))
 	if err != nil {
 		return nil, issueStatus(nodeID, err)
 	}

@@ -90,8 +90,8 @@ func (s *Server) checkSigner() error {
 	return nil
 }
 
-// certTTL is the lifetime of node certificates the cluster asks for.
-func certTTL(c *api.Cluster) time.Duration {
+// CertTTL is the lifetime of the node certificates cluster c issues.
+func CertTTL(c *api.Cluster) time.Duration {
 	if d := c.GetSpec().GetNodeCertTtl(); d != nil && d.AsDuration() > 0 {
 		return d.AsDuration()
 	}

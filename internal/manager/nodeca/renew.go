@@ -53,7 +53,7 @@ func (s *Server) RenewCertificate(ctx context.Context, req *api.RenewCertificate
 			return nil, err
 		}
 	}
-	certPEM, err := s.cfg.CA.IssueFromCSR(req.GetCsr(), id.NodeID, certRole, cluster.GetId(), certTTL(cluster))
+	certPEM, err := s.cfg.CA.IssueFromCSR(req.GetCsr(), id.NodeID, certRole, cluster.GetId(), CertTTL(cluster))
 	if err != nil {
 		return nil, issueStatus(id.NodeID, err)
 	}
