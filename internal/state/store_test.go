@@ -359,3 +359,28 @@ func TestFSMApplyThroughRaftLog(t *testing.T) {
 		}
 	})
 }
+
+func TestCount(t *testing.T) {
+	s := NewTestStore()
+	err := s.Update(context.Background(), func(tx Tx) error {
+		for _, o := range []Object{
+			&api.Node{Id: "n1", Meta: &api.Meta{}}, &api.Node{Id: "n2", Meta: &api.Meta{}},
+			&api.Service{Id: "s1", Meta: &api.Meta{}, Spec: &api.ServiceSpec{Name: "web"}},
+			&api.Task{Id: "t1", ServiceId: "s1", Meta: &api.Meta{}}, &api.Task{Id: "t2", ServiceId: "s1", Meta: &api.Meta{}},
+			&api.Task{Id: "t3", ServiceId: "s1", Meta: &api.Meta{}},
+		} {
+			if err := tx.Create(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Counts
+	s.View(func(tx ReadTx) { got = tx.Count() })
+	if want := (Counts{Nodes: 2, Services: 1, Tasks: 3}); got != want {
+		t.Fatalf("Count = %+v, want %+v", got, want)
+	}
+}

@@ -22,6 +22,8 @@ type ReadTx interface {
 	GetServiceByName(name string) *api.Service
 	GetTask(id string) *api.Task
 	ListNodes() []*api.Node
+	// Count is how many nodes, services and tasks there are, with no copy.
+	Count() Counts
 	ListServices() []*api.Service
 	ListTasks(by TaskFilter) []*api.Task
 	// LookupService finds a service by ID, name or unique ID prefix.
@@ -92,6 +94,25 @@ func list[T proto.Message](txn *memdb.Txn, table, index string, args ...interfac
 		out = append(out, proto.Clone(raw.(T)).(T))
 	}
 	return out
+}
+
+// Counts are the sizes of the main tables.
+type Counts struct{ Nodes, Services, Tasks int }
+
+func (tx *readTx) Count() Counts {
+	return Counts{count(tx.txn, tableNode), count(tx.txn, tableService), count(tx.txn, tableTask)}
+}
+
+func count(txn *memdb.Txn, table string) int {
+	it, err := txn.Get(table, indexID)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n
 }
 
 func (tx *readTx) GetCluster() *api.Cluster {

@@ -33,9 +33,8 @@ func (s *Server) GetClusterInfo(context.Context, *api.GetClusterInfoRequest) (*a
 	resp := &api.GetClusterInfoResponse{ManagerNodeId: s.cfg.ManagerNodeID, StartedAt: timestamppb.New(s.cfg.StartedAt)}
 	s.cfg.Store.View(func(tx state.ReadTx) {
 		resp.Cluster = redactCluster(tx.GetCluster())
-		resp.Nodes = uint32(len(tx.ListNodes()))
-		resp.Services = uint32(len(tx.ListServices()))
-		resp.Tasks = uint32(len(tx.ListTasks(state.All)))
+		n := tx.Count()
+		resp.Nodes, resp.Services, resp.Tasks = uint32(n.Nodes), uint32(n.Services), uint32(n.Tasks)
 	})
 	if s.cfg.Raft != nil {
 		resp.Raft = s.cfg.Raft()
