@@ -174,14 +174,6 @@ func New(cfg Config) (*Agent, error) {
 		archives: a.images, imagesChanged: a.reportImages,
 		net: cfg.Network, drainPeriod: cfg.DrainPeriod,
 	}
-	if cfg.Network != nil {
-		a.exec.taskAddr = func(t *api.Task) string {
-			if onOverlay(t) {
-				return t.GetAddress()
-			}
-			return hostLoopback
-		}
-	}
 	return a, nil
 }
 

@@ -30,12 +30,13 @@ var probeClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// probeHost is where the agent reaches task t's container. The probes run
-// on the node, not in the container (exec aside), so they see what the
+// probeHost is where the agent reaches task t's container: its overlay
+// address, or the host's loopback for host networking. The probes run on
+// the node, not in the container (exec aside), so they see what the
 // node's clients see.
 func (x *taskExec) probeHost(t *api.Task) string {
-	if x.taskAddr != nil {
-		return x.taskAddr(t)
+	if x.net != nil && onOverlay(t) {
+		return t.GetAddress()
 	}
 	return hostLoopback
 }

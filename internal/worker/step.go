@@ -102,9 +102,6 @@ type taskExec struct {
 	archives archiveWaiter
 	// imagesChanged, if set, is told when a pull added an image.
 	imagesChanged func(ctx context.Context)
-	// taskAddr, if set, is the address health probes reach a task's
-	// container at; by default the host's loopback (host networking).
-	taskAddr func(*api.Task) string
 	// net is the node's overlay; nil without one.
 	net         Network
 	drainPeriod time.Duration
@@ -122,7 +119,7 @@ type archiveWaiter interface {
 // report receives intermediate statuses (pull progress).
 func (x *taskExec) step(ctx context.Context, t *api.Task, st *api.TaskStatus, rs *runState, report func(*api.TaskStatus)) (stepResult, error) {
 	res, err := x.act(ctx, t, st, rs, report)
-	if err == nil && res.status != nil && res.status.GetState() >= api.TaskState_TASK_STATE_COMPLETE &&
+	if err == nil && onOverlay(t) && res.status != nil && res.status.GetState() >= api.TaskState_TASK_STATE_COMPLETE &&
 		st.GetState() < api.TaskState_TASK_STATE_COMPLETE {
 		// Stopped for good: its address goes back to managers with this
 		// status, so the namespace must be gone first.
