@@ -23,7 +23,7 @@ func newFailoverCluster(t *testing.T) failoverCluster {
 	fake, unix := fakeManager(t)
 	warren(t, unix, "service", "create", "web", "--image", "nginx", "-d").wantOK(t)
 	live := clienttest.StartTLS(t, fake)
-	dead := clienttest.ServeTLS(t, fake, fake.CA()) // after live: its port is not reused
+	dead := clienttest.ServeTLS(t, fake, fake.CA())
 	dead.Stop()
 	tlsDir := filepath.Join(t.TempDir(), "tls")
 	if err := os.Mkdir(tlsDir, 0o700); err != nil {

@@ -125,11 +125,9 @@ func TestNodeLsManagerStatus(t *testing.T) {
 	if err := fake.SetManagerUnreachable("node-3", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	r = warren(t, host, "node", "ls").wantOK(t)
-	for _, line := range strings.Split(r.out, "\n") {
-		if strings.Contains(line, "node-3") && !strings.Contains(line, " Unreachable ") {
-			t.Fatalf("node-3's row %q does not say Unreachable", line)
-		}
+	r = warren(t, host, "node", "ls", "--format", "{{.Hostname}}={{.ManagerStatus}}").wantOK(t)
+	if !strings.Contains(r.out, "node-3=Unreachable\n") {
+		t.Fatalf("manager statuses %q, want node-3 unreachable", r.out)
 	}
 }
 

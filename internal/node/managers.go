@@ -151,7 +151,8 @@ func (p *managerPool) next() string {
 }
 
 // drop closes the connection: a fresh one per manager tried connects at
-// once, where a kept one may sit in gRPC's own back-off (up to minutes).
+// once, where a kept one may sit in gRPC's own back-off (up to
+// connectTimeout).
 func (p *managerPool) drop() {
 	if p.conn != nil {
 		_ = p.conn.Close()

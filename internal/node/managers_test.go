@@ -73,7 +73,7 @@ func TestManagersPersistRoundTrip(t *testing.T) {
 		t.Fatalf("loaded %q after Learn, want %q", got, want)
 	}
 	// A restart that names no manager starts where this one ended.
-	if got := mergeAddrs([]string{""}, loadManagers(file, quiet), []string{"a:1", "b:1"}); !slices.Equal(got, want) {
+	if got := startAddrs("", file, []string{"a:1", "b:1"}, quiet); !slices.Equal(got, want) {
 		t.Fatalf("a restart starts from %q, want %q", got, want)
 	}
 	entries, err := os.ReadDir(dir)

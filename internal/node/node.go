@@ -270,13 +270,19 @@ func (n *Node) credentials(ctx context.Context) error {
 	return nil
 }
 
-// managerPool starts from the configured address, then the managers saved
-// at the last run (learnt from sessions), then those learnt at join.
+// managerPool dials the managers of startAddrs over mutual TLS.
 func (n *Node) managerPool(root *ca.CA, kp *ca.KeyPair) (*managerPool, error) {
 	file := filepath.Join(n.cfg.DataDir, ManagersFile)
-	addrs := mergeAddrs([]string{n.cfg.ManagerAddr}, loadManagers(file, n.log), n.creds.ManagerAddrs)
+	addrs := startAddrs(n.cfg.ManagerAddr, file, n.creds.ManagerAddrs, n.log)
 	dial := func(addr string) (*grpc.ClientConn, error) { return dialManager(addr, root, kp) }
 	return newPool(addrs, file, dial, n.log)
+}
+
+// startAddrs are the managers a node starts from: the configured one, then
+// those saved in file at the last run (learnt from sessions), then those
+// learnt at join.
+func startAddrs(configured, file string, joined []string, log *slog.Logger) []string {
+	return mergeAddrs([]string{configured}, loadManagers(file, log), joined)
 }
 
 // connectTimeout bounds one attempt to connect to a manager.

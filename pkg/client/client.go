@@ -42,7 +42,8 @@ const (
 // A unary call goes to the manager that answered last. When that one is
 // unreachable, or answers Unavailable (it lost the quorum, say), the call is
 // tried once on each other manager in turn, and the client sticks to the
-// first that answers. A stream (Logs, Exec, ImportImage) starts on the first
+// first that answers; a write that may have reached a manager before it
+// broke is not tried again (see mayRetry). A stream (Logs, Exec, ImportImage) starts on the first
 // manager that accepts it and is never moved: its end is the caller's to
 // handle.
 //

@@ -4,7 +4,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -30,13 +29,12 @@ type Server struct {
 	// Host is where it listens: "tcp://127.0.0.1:PORT".
 	Host string
 
-	gs   *grpc.Server
-	once sync.Once
+	gs *grpc.Server
 }
 
 // Stop closes the listener and every connection at once, as a crash does.
 // The port refuses connections afterwards.
-func (s *Server) Stop() { s.once.Do(s.gs.Stop) }
+func (s *Server) Stop() { s.gs.Stop() }
 
 // ServeTLS serves srv (a Fake, or any partial api.ControlServer) on a
 // loopback port with a manager certificate of root, requiring client
@@ -60,9 +58,8 @@ func ServeTLS(t testing.TB, srv api.ControlServer, root *ca.CA) *Server {
 		t.Fatalf("clienttest: listen on loopback: %v", err)
 	}
 	creds := credentials.NewTLS(ca.ServerTLSConfig(root.Pool(), pair.Certificate, true))
-	s := &Server{Host: "tcp://" + lis.Addr().String(), gs: serve(t, srv, lis, grpc.Creds(creds))}
-	t.Cleanup(s.Stop)
-	return s
+	// serve stops it at the end of the test.
+	return &Server{Host: "tcp://" + lis.Addr().String(), gs: serve(t, srv, lis, grpc.Creds(creds))}
 }
 
 // WriteAdminBundle writes an admin's ca.crt, client.crt and client.key of
