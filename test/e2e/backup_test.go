@@ -29,8 +29,10 @@ func TestBackupAndRestore(t *testing.T) {
 	if !strings.Contains(out, info.GetCluster().GetId()) {
 		t.Fatalf("backup output does not name the cluster:\n%s", out)
 	}
-	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("backup file: %v, mode %v; want 0600", err, st.Mode().Perm())
+	if st, err := os.Stat(file); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode %v, want 0600", st.Mode().Perm())
 	}
 	c.stop()
 
@@ -55,7 +57,9 @@ func TestBackupAndRestore(t *testing.T) {
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Fatalf("a refused restore left %s behind (%v)", data, err)
 	}
-	restored.mustWarren("cluster", "restore", file, "--data-dir", data)
+	if out := restored.mustWarren("cluster", "restore", file, "--data-dir", data); !strings.Contains(out, "import them again") {
+		t.Fatalf("restore output does not say to import the images again:\n%s", out)
+	}
 	restored.args = []string{"cluster", "init", "--data-dir", data, "--socket", restored.sock, "--overlay=false",
 		"--listen-addr", testutil.FreeAddr(t), "--raft-addr", testutil.FreeAddr(t), "--rest-addr", "",
 		"--containerd-socket", filepath.Join(dir, "none.sock")}

@@ -27,9 +27,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	if helperMain() {
-		return
-	}
+	helperMain()
 	code := func() int {
 		dir, err := os.MkdirTemp("", "warren-e2e-bin")
 		if err != nil {

@@ -19,7 +19,6 @@ import (
 // `cluster join`).
 type haManager struct {
 	name   string
-	netns  string
 	nodeID string
 	sock   string
 	client *client.Client
@@ -27,8 +26,9 @@ type haManager struct {
 	start  func()
 }
 
-// joinManager joins a manager process with the manager token; it shares
-// this host's network namespace, so it runs without the overlay.
+// joinManager joins a manager process with the manager token, in this
+// host's network namespace. Managers in these tests run without the
+// overlay: they test Raft, not the network.
 func (c *cluster) joinManager(name string) *haManager {
 	c.t.Helper()
 	return c.joinManagerIn(name, "", "")
@@ -67,6 +67,13 @@ func (c *cluster) joinManagerIn(name, netns, addr string) *haManager {
 	return m
 }
 
+// founder is the cluster's first manager, as an haManager.
+func (c *cluster) founder() *haManager {
+	c.t.Helper()
+	return &haManager{name: "m0", nodeID: c.nodeID(), sock: c.sock, client: c.client, start: c.start,
+		kill: func() { _ = c.cmd.Process.Kill(); <-c.exited; c.cmd = nil }}
+}
+
 func (m *haManager) waitAnswering(t testing.TB) {
 	t.Helper()
 	testutil.WaitFor(t, 60*time.Second, m.name+" answering", func() bool {
@@ -97,15 +104,7 @@ func leaderID(ms []*haManager) string {
 func TestManagersSurviveLeaderKills(t *testing.T) {
 	c := newCluster(t, "--overlay=false")
 	c.importBusybox(testImage)
-	founder := &haManager{name: "m0", sock: c.sock, client: c.client}
-	founder.kill = func() { _ = c.cmd.Process.Kill(); <-c.exited; c.cmd = nil }
-	founder.start = c.start
-	info, err := c.client.GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	founder.nodeID = info.GetManagerNodeId()
-	ms := []*haManager{founder, c.joinManager("m1"), c.joinManager("m2")}
+	ms := []*haManager{c.founder(), c.joinManager("m1"), c.joinManager("m2")}
 
 	var acked []string
 	write := func(via *haManager, name string) error {

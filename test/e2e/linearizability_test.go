@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/testutil"
 )
 
@@ -110,17 +111,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 	a := h.addrs[0]
 	c := newClusterIn(t, h.names[0], "--overlay=false", "--listen-addr", a+":2377", "--advertise-addr", a, "--raft-addr", a+":2379")
 	c.importBusybox(testImage)
-	founder := &haManager{name: "m0", sock: c.sock, client: c.client, netns: h.names[0]}
-	founder.kill = func() { _ = c.cmd.Process.Kill(); <-c.exited; c.cmd = nil }
-	founder.start = c.start
-	info, err := c.client.GetClusterInfo(context.Background(), &api.GetClusterInfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	founder.nodeID = info.GetManagerNodeId()
-	m1, m2 := c.joinManagerIn("m1", h.names[1], h.addrs[1]), c.joinManagerIn("m2", h.names[2], h.addrs[2])
-	m1.netns, m2.netns = h.names[1], h.names[2]
-	ms := []*haManager{founder, m1, m2}
+	ms := []*haManager{c.founder(), c.joinManagerIn("m1", h.names[1], h.addrs[1]), c.joinManagerIn("m2", h.names[2], h.addrs[2])}
 
 	keys := []string{"k0", "k1", "k2"}
 	for _, k := range keys {
@@ -195,7 +186,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 						hist.add(cl, registerInput{key: k, put: true, value: v}, nil, call, ret)
 					}
 				} else {
-					ctx = metadata.AppendToOutgoingContext(ctx, "warren-read", "consistent")
+					ctx = metadata.AppendToOutgoingContext(ctx, manager.ConsistentReadHeader, "consistent")
 					resp, err := m.client.GetService(ctx, &api.GetServiceRequest{Service: k})
 					if err == nil {
 						hist.add(cl, registerInput{key: k}, registerOf(resp.GetService()), call, time.Now())
@@ -250,7 +241,7 @@ func TestLinearizableUnderLeaderKillsAndPartitions(t *testing.T) {
 		testutil.WaitFor(t, 30*time.Second, "a final consistent read of "+k, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			ctx = metadata.AppendToOutgoingContext(ctx, "warren-read", "consistent")
+			ctx = metadata.AppendToOutgoingContext(ctx, manager.ConsistentReadHeader, "consistent")
 			call := time.Now()
 			resp, err := ms[0].client.GetService(ctx, &api.GetServiceRequest{Service: k})
 			if err != nil {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,7 +24,6 @@ import (
 // hosts are network namespaces on a bridge of their own, each a "host"
 // with one address: the multi-host setup of the overlay test.
 type hosts struct {
-	t      testing.TB
 	bridge string
 	names  []string
 	addrs  []string
@@ -41,7 +42,7 @@ func newHosts(t testing.TB, n int) *hosts {
 	t.Helper()
 	sfx := fmt.Sprintf("%04x", rand.N(0x10000))
 	net3 := fmt.Sprintf("10.99.%d", 10+rand.N(200))
-	h := &hosts{t: t, bridge: "wrnt" + sfx}
+	h := &hosts{bridge: "wrnt" + sfx}
 	t.Cleanup(h.destroy)
 	ipCmd(t, "link", "add", h.bridge, "type", "bridge")
 	ipCmd(t, "addr", "add", net3+".254/24", "dev", h.bridge)
@@ -157,7 +158,7 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		":5001", net.JoinHostPort(tc.GetAddress(), "5001"), size)
 	plain := throughput(t, h.names[1], h.names[2], ":5002", net.JoinHostPort(h.addrs[2], "5002"), size)
 	t.Logf("FIGURE overlay: TCP throughput container to container across hosts: %.2f Gbit/s over the overlay (WireGuard %s) vs %.2f Gbit/s on the plain veth between the hosts (%d MiB each)",
-		over, "userspace", plain, size>>20)
+		over, wireguardMode(t, wb.logPath), plain, size>>20)
 
 	// The routing mesh: port 8080 of host A, where no replica runs.
 	testutil.WaitFor(t, 30*time.Second, "the published port answering on host A", func() bool {
@@ -292,6 +293,19 @@ func TestOverlayAcrossHosts(t *testing.T) {
 
 // meshRoutes are the routes through the WireGuard link in namespace ns
 // (Warren marks them with protocol 87).
+// wireguardMode is the WireGuard implementation a node's overlay runs,
+// as its log says ("kernel" or "userspace").
+func wireguardMode(t *testing.T, logPath string) string {
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`wireguard\.mode=(\w+)`).FindSubmatch(raw); m != nil {
+		return string(m[1])
+	}
+	return "mode not logged"
+}
+
 func meshRoutes(t *testing.T, ns string) []string {
 	t.Helper()
 	out, err := exec.Command("ip", "-n", ns, "route", "show", "proto", "87").Output()

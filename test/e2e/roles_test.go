@@ -52,7 +52,7 @@ func TestPromoteDemoteInPlace(t *testing.T) {
 
 	began := time.Now()
 	out := c.mustWarren("node", "promote", w.nodeID)
-	t.Logf("FIGURE node promote → a reachable Raft voter serving the API: %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("FIGURE node promote → a reachable Raft voter: %v", time.Since(began).Round(time.Millisecond))
 	if !strings.Contains(out, "now a manager") {
 		t.Fatalf("node promote printed %q", out)
 	}

@@ -26,8 +26,8 @@ const (
 )
 
 // helperMain runs the sink or the source when the environment asks for
-// one, and then exits; it returns false otherwise.
-func helperMain() bool {
+// one, and then exits the process; it returns otherwise.
+func helperMain() {
 	if v := os.Getenv(sendEnv); v != "" {
 		addr, size, _ := strings.Cut(v, ",")
 		n, _ := strconv.ParseInt(size, 10, 64)
@@ -56,7 +56,7 @@ func helperMain() bool {
 	}
 	addr := os.Getenv(sinkEnv)
 	if addr == "" {
-		return false
+		return
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -73,7 +73,6 @@ func helperMain() bool {
 	n, _ := io.Copy(io.Discard, conn)
 	fmt.Println(n, time.Since(start).Nanoseconds())
 	os.Exit(0)
-	return true
 }
 
 // throughput sends size bytes over TCP from namespace from (a path or a

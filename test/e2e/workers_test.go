@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/runtime"
 	"github.com/warren-project/warren/internal/runtime/containerd"
+	"github.com/warren-project/warren/internal/security/join"
 	"github.com/warren-project/warren/internal/testutil"
 )
 
@@ -215,15 +215,8 @@ func runningIn(t testing.TB, e *containerd.Executor) []string {
 
 // joinedNodeID is the node ID a joined node keeps in its data dir, or "".
 func joinedNodeID(dir string) string {
-	raw, err := os.ReadFile(filepath.Join(dir, "identity.json"))
-	if err != nil {
-		return ""
+	if c, err := join.Load(dir); err == nil {
+		return c.NodeID
 	}
-	var id struct {
-		NodeID string `json:"node_id"`
-	}
-	if json.Unmarshal(raw, &id) != nil {
-		return ""
-	}
-	return id.NodeID
+	return ""
 }
