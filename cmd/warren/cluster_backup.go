@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/manager"
 	"github.com/warren-project/warren/internal/manager/backupfile"
 	"github.com/warren-project/warren/internal/spec"
@@ -122,7 +120,7 @@ func receiveBackup(ctx context.Context, cl *client.Client, file string) (string,
 	if err != nil {
 		return "", fmt.Errorf("create a temporary file beside %s: %w", file, err)
 	}
-	err = copyBackup(ctx, cl, tmp)
+	err = cl.Backup(ctx, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -133,25 +131,6 @@ func receiveBackup(ctx context.Context, cl *client.Client, file string) (string,
 		return tmp.Name(), fmt.Errorf("backup failed, %s was not written: %w", file, err)
 	}
 	return tmp.Name(), nil
-}
-
-func copyBackup(ctx context.Context, cl *client.Client, w io.Writer) error {
-	stream, err := cl.BackupCluster(ctx, &api.BackupClusterRequest{})
-	if err != nil {
-		return err
-	}
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(chunk.GetData()); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-	}
 }
 
 // placeBackup puts tmp at file: a hard link, which never replaces a file

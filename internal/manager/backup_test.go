@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,21 +25,11 @@ func backupThrough(t *testing.T, c *client.Client) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stream, err := c.BackupCluster(ctx, &api.BackupClusterRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var buf bytes.Buffer
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return buf.Bytes()
-		}
-		if err != nil {
-			t.Fatalf("backup stream: %v", err)
-		}
-		buf.Write(chunk.GetData())
+	if err := c.Backup(ctx, &buf); err != nil {
+		t.Fatalf("backup: %v", err)
 	}
+	return buf.Bytes()
 }
 
 // clusterFacts are what must survive a backup and restore.

@@ -65,7 +65,8 @@ func Restore(file, dataDir string) (*RestoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRestoreDir(dir); err != nil {
+	exists, err := checkRestoreDir(dir)
+	if err != nil {
 		return nil, err
 	}
 	b, man, err := backupfile.ReadFile(file)
@@ -83,12 +84,13 @@ func Restore(file, dataDir string) (*RestoreResult, error) {
 		identity: identity{NodeID: ids.New(), ClusterID: man.ClusterID, Role: ca.RoleManager, Founder: true},
 		CA:       root,
 	}
-	created, err := ensureEmptyDir(dir)
-	if err != nil {
-		return nil, err
+	if !exists {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
 	}
 	if err := writeRestored(dir, b, creds); err != nil {
-		undoRestore(dir, created)
+		undoRestore(dir, !exists)
 		return nil, err
 	}
 	return resultOf(dir, creds, b, man), nil
@@ -116,24 +118,24 @@ func resultOf(dir string, creds *managerCreds, b *backupfile.Backup, man *backup
 
 // checkRestoreDir refuses a data dir of a manager (its identity would be
 // lost) and any dir that is not empty.
-func checkRestoreDir(dir string) error {
+func checkRestoreDir(dir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory: restore into an empty or new directory", dir)
+		return true, fmt.Errorf("%s is not a directory: restore into an empty or new directory", dir)
 	}
 	if _, err := os.Stat(filepath.Join(dir, identityFile)); err == nil {
-		return fmt.Errorf("%s is the data dir of a manager (it holds %s): restoring there would destroy that manager; "+
+		return true, fmt.Errorf("%s is the data dir of a manager (it holds %s): restoring there would destroy that manager; "+
 			"restore into an empty or new directory, or move %s away first", dir, identityFile, dir)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if len(entries) > 0 {
 		names := make([]string, 0, 3)
@@ -143,18 +145,7 @@ func checkRestoreDir(dir string) error {
 		if len(entries) > len(names) {
 			names = append(names, "...")
 		}
-		return fmt.Errorf("%s is not empty (it holds %s): restore into an empty or new directory", dir, strings.Join(names, ", "))
-	}
-	return nil
-}
-
-// ensureEmptyDir makes dir 0700 when absent, and says whether it did.
-func ensureEmptyDir(dir string) (created bool, err error) {
-	if _, err := os.Stat(dir); err == nil {
-		return false, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, fmt.Errorf("create %s: %w", dir, err)
+		return true, fmt.Errorf("%s is not empty (it holds %s): restore into an empty or new directory", dir, strings.Join(names, ", "))
 	}
 	return true, nil
 }
@@ -214,11 +205,6 @@ func loadSeed(dataDir, clusterID string) (*raftnode.Seed, error) {
 	}
 	if c, err := backupfile.ClusterOf(&snap); err != nil || c.GetId() != clusterID {
 		return nil, fmt.Errorf("the restored state %s is not of this manager's cluster %s: restore the backup again into an empty directory", path, clusterID)
-	}
-	// Loaded once here, so a state Raft could not restore fails now, not
-	// after it sits in Raft's snapshot store for good.
-	if err := state.NewMemoryStore(nil).Restore(&snap); err != nil {
-		return nil, fmt.Errorf("the restored state %s cannot be loaded: %w", path, err)
 	}
 	return &raftnode.Seed{Data: raw, Index: snap.GetIndex()}, nil
 }

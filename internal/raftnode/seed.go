@@ -35,9 +35,7 @@ func (n *Node) plantSeed(existing bool, snaps raft.SnapshotStore, id raft.Server
 		return false, nil
 	}
 	if existing {
-		n.cfg.Logger.Warn("ignoring the state to restore: this data dir already has Raft state, which wins",
-			"module", "raft", "seed.index", seed.Index)
-		return false, nil
+		return false, nil // the caller says so, and drops the seed
 	}
 	index := max(seed.Index, 1)
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: n.transport.LocalAddr()}}}
