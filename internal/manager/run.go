@@ -17,6 +17,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
+	"github.com/warren-project/warren/internal/manager/allocator"
 	"github.com/warren-project/warren/internal/manager/apiserver"
 	"github.com/warren-project/warren/internal/manager/dispatcher"
 	"github.com/warren-project/warren/internal/manager/imagestore"
@@ -351,5 +352,5 @@ func networkConfig(p ipam.Plan) *api.NetworkConfig {
 	if !p.VIPPool.IsValid() {
 		p.VIPPool = def.VIPPool
 	}
-	return &api.NetworkConfig{Subnet: p.Subnet.String(), NodePrefixLength: uint32(p.NodePrefixLength), VipPool: p.VIPPool.String()}
+	return allocator.NetworkConfig(p)
 }

@@ -125,7 +125,7 @@ func parsePort(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// FormatPort shows a published port as `service inspect` does:
+// FormatPort shows a published port as `service ls` does:
 // "8080->80/tcp" or "8080->80/tcp (host)".
 func FormatPort(p *api.PortConfig) string {
 	s := fmt.Sprintf("%d->%d/%s", p.GetPublishedPort(), p.GetTargetPort(), p.GetProtocol())

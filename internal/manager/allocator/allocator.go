@@ -29,6 +29,11 @@ func Plan(tx state.ReadTx) (ipam.Plan, error) {
 	return ipam.ParsePlan(nc.GetSubnet(), int(nc.GetNodePrefixLength()), nc.GetVipPool())
 }
 
+// NetworkConfig is plan as the cluster records it.
+func NetworkConfig(p ipam.Plan) *api.NetworkConfig {
+	return &api.NetworkConfig{Subnet: p.Subnet.String(), NodePrefixLength: uint32(p.NodePrefixLength), VipPool: p.VIPPool.String()}
+}
+
 // NodeNetwork records the WireGuard key and endpoint node n reported and
 // gives it a block if it has none. A node that reports no overlay (nil)
 // keeps what it has and gets no block: it runs host-network tasks only. It
@@ -40,11 +45,8 @@ func NodeNetwork(tx state.ReadTx, n *api.Node, reported *api.NodeNetwork) (bool,
 	}
 	next := &api.NodeNetwork{
 		Block:              cur.GetBlock(),
-		WireguardPublicKey: cur.GetWireguardPublicKey(),
-		WireguardEndpoint:  cur.GetWireguardEndpoint(),
-	}
-	if reported != nil {
-		next.WireguardPublicKey, next.WireguardEndpoint = reported.GetWireguardPublicKey(), reported.GetWireguardEndpoint()
+		WireguardPublicKey: reported.GetWireguardPublicKey(),
+		WireguardEndpoint:  reported.GetWireguardEndpoint(),
 	}
 	if next.Block == "" {
 		plan, err := Plan(tx)
@@ -63,7 +65,7 @@ func NodeNetwork(tx state.ReadTx, n *api.Node, reported *api.NodeNetwork) (bool,
 		}
 		next.Block = b.String()
 	}
-	if cur != nil && cur.GetBlock() == next.Block && cur.GetWireguardPublicKey() == next.WireguardPublicKey &&
+	if cur.GetBlock() == next.Block && cur.GetWireguardPublicKey() == next.WireguardPublicKey &&
 		cur.GetWireguardEndpoint() == next.WireguardEndpoint {
 		return false, nil
 	}

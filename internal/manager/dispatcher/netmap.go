@@ -22,11 +22,13 @@ import (
 // reported unhealthy since: a task turned unhealthy or told to stop leaves
 // at once, before its container is signalled. The order is stable, so equal states give equal maps.
 func BuildNetworkMap(tx state.ReadTx) *api.NetworkMap {
-	m := &api.NetworkMap{Version: tx.Index(), Config: tx.GetCluster().GetSpec().GetNetwork()}
+	m := &api.NetworkMap{Version: tx.Index()}
 	if plan, err := allocator.Plan(tx); err == nil {
 		// A cluster made before the overlay existed has no plan stored:
 		// it has the defaults, as the allocator does.
-		m.Config = &api.NetworkConfig{Subnet: plan.Subnet.String(), NodePrefixLength: uint32(plan.NodePrefixLength), VipPool: plan.VIPPool.String()}
+		m.Config = allocator.NetworkConfig(plan)
+	} else {
+		m.Config = tx.GetCluster().GetSpec().GetNetwork()
 	}
 	for _, n := range tx.ListNodes() {
 		nn := n.GetNetwork()

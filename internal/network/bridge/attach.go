@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/warren-project/warren/internal/network/ipam"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,7 +94,7 @@ func (b *Bridge) checkAttach(o AttachOptions) (AttachOptions, error) {
 	if !o.Address.Is4() || !g.Contains(o.Address) {
 		return o, fmt.Errorf("address %v is not an IPv4 address in the node's block %s", o.Address, g.Masked())
 	}
-	if o.Address == g.Addr() || o.Address == g.Masked().Addr() || o.Address == broadcast(g) {
+	if o.Address == g.Addr() || o.Address == g.Masked().Addr() || o.Address == ipam.Broadcast(g) {
 		return o, fmt.Errorf("address %v is the block's gateway, network or broadcast address", o.Address)
 	}
 	if o.Hostname == "" {

@@ -23,17 +23,16 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/warren-project/warren/internal/network/ipam"
 	"golang.org/x/sys/unix"
 )
 
 // Defaults New uses for zero Config fields.
 const (
 	DefaultName = "warren0"
-	// DefaultMTU is WireGuard's: container packets leave the node through
-	// the WireGuard link, so they must fit in its payload.
+	// DefaultMTU is WireGuard's default: container packets leave the node
+	// through the WireGuard link, so they must fit in its payload.
 	DefaultMTU = 1420
-	// DefaultDir is where production nodes keep the namespace files.
-	DefaultDir = "/run/warren/netns"
 )
 
 // Config describes the node's bridge and where task namespaces live.
@@ -53,12 +52,6 @@ type Config struct {
 	// without moving the whole process there.
 	HostNetNS string
 	Logger    *slog.Logger // default slog.Default()
-}
-
-// DefaultConfig returns a Config with the defaults filled in; the caller
-// still sets Gateway.
-func DefaultConfig() Config {
-	return Config{Bridge: DefaultName, MTU: DefaultMTU, Dir: DefaultDir, Logger: slog.Default()}
 }
 
 // Bridge manages the node's bridge and the tasks attached to it. Its
@@ -97,7 +90,7 @@ func validate(cfg Config) error {
 	if g.Bits() > 30 {
 		return fmt.Errorf("gateway %v: the block must be /30 or larger to hold containers", g)
 	}
-	if g.Addr() == g.Masked().Addr() || g.Addr() == broadcast(g) {
+	if g.Addr() == g.Masked().Addr() || g.Addr() == ipam.Broadcast(g) {
 		return fmt.Errorf("gateway %v is its block's network or broadcast address: use a host address such as the first", g)
 	}
 	if cfg.MTU < 576 || cfg.MTU > 65535 {
@@ -107,16 +100,6 @@ func validate(cfg Config) error {
 		return fmt.Errorf("dir %q must be an absolute path (the runtime opens namespace files by path)", cfg.Dir)
 	}
 	return nil
-}
-
-// broadcast returns the last address of p's block.
-func broadcast(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	for i := range 4 {
-		a[i] |= byte(host >> (8 * (3 - i)))
-	}
-	return netip.AddrFrom4(a)
 }
 
 // Ensure makes the bridge exist as configured: created or adopted, IPv6

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/warren-project/warren/internal/network/ipam"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -99,7 +101,7 @@ func TestBroadcast(t *testing.T) {
 		"10.200.0.1/16": "10.200.255.255",
 		"10.0.0.5/30":   "10.0.0.7",
 	} {
-		if got := broadcast(netip.MustParsePrefix(in)); got.String() != want {
+		if got := ipam.Broadcast(netip.MustParsePrefix(in)); got.String() != want {
 			t.Errorf("broadcast(%s) = %s, want %s", in, got, want)
 		}
 	}

@@ -99,7 +99,7 @@ func Gateway(block netip.Prefix) netip.Addr {
 // caches and connections may still name it.
 func TaskAddress(block netip.Prefix, used map[netip.Addr]bool, prev netip.Addr) (netip.Addr, error) {
 	first := Gateway(block).Next()
-	last := broadcast(block).Prev()
+	last := Broadcast(block).Prev()
 	a, err := scan(first, last, used, prev)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("node block %s has no free address: %w", block, err)
@@ -109,7 +109,7 @@ func TaskAddress(block netip.Prefix, used map[netip.Addr]bool, prev netip.Addr) 
 
 // VIP returns a free virtual IP of pool, searching after prev.
 func VIP(pool netip.Prefix, used map[netip.Addr]bool, prev netip.Addr) (netip.Addr, error) {
-	a, err := scan(pool.Masked().Addr().Next(), broadcast(pool).Prev(), used, prev)
+	a, err := scan(pool.Masked().Addr().Next(), Broadcast(pool).Prev(), used, prev)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("VIP pool %s has no free address: remove unused services: %w", pool, err)
 	}
@@ -136,7 +136,8 @@ func scan(first, last netip.Addr, used map[netip.Addr]bool, prev netip.Addr) (ne
 	return netip.Addr{}, ErrExhausted
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
+// Broadcast is the last address of IPv4 prefix p.
+func Broadcast(p netip.Prefix) netip.Addr {
 	size := uint64(1) << (32 - p.Bits())
 	return addrAdd(p.Masked().Addr(), size-1)
 }

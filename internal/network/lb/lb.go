@@ -25,6 +25,9 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/warren-project/warren/internal/network/bridge"
+	"github.com/warren-project/warren/internal/network/ipam"
+	"github.com/warren-project/warren/internal/network/wireguard"
 )
 
 // Config says which names and addresses the rules use.
@@ -40,9 +43,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Table:     "warren",
-		Bridge:    "warren0",
-		WireGuard: "warren-wg",
-		Subnet:    netip.MustParsePrefix("10.200.0.0/16"),
+		Bridge:    bridge.DefaultName,
+		WireGuard: wireguard.DefaultName,
+		Subnet:    netip.MustParsePrefix(ipam.DefaultSubnet),
 		Logger:    slog.Default(),
 	}
 }

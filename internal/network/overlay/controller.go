@@ -79,9 +79,6 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.WireGuard == "" {
 		cfg.WireGuard = wireguard.DefaultName
 	}
-	if cfg.Table == "" {
-		cfg.Table = "warren"
-	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("module", "overlay"), names: dns.NewTable(), ready: make(chan struct{})}
 	k, err := wireguard.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "wireguard.key"))
 	if err != nil {

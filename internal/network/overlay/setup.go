@@ -27,7 +27,7 @@ func (c *Controller) setUp(m *api.NetworkMap, block netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("cluster subnet %q: %w", m.GetConfig().GetSubnet(), err)
 	}
-	br, err := bridge.New(bridge.Config{Bridge: c.cfg.Bridge, Gateway: netip.PrefixFrom(gw, block.Bits()), MTU: bridge.DefaultMTU, Dir: filepath.Join(c.cfg.DataDir, "network", "netns"), Logger: c.log})
+	br, err := bridge.New(bridge.Config{Bridge: c.cfg.Bridge, Gateway: netip.PrefixFrom(gw, block.Bits()), MTU: wireguard.DefaultMTU, Dir: filepath.Join(c.cfg.DataDir, "network", "netns"), Logger: c.log})
 	if err != nil {
 		return err
 	}
