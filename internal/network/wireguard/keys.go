@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/warren-project/warren/internal/fsutil"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -64,29 +65,12 @@ func loadKey(path string) (wgtypes.Key, error) {
 }
 
 // createKeyFile writes k to path unless a file is already there, and
-// reports whether it wrote it. The key goes to a temporary file first and
-// is then linked into place, so no reader ever sees half a key.
+// reports whether it wrote it (see fsutil.WriteFileNew).
 func createKeyFile(path string, k wgtypes.Key) (bool, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, fmt.Errorf("create directory for WireGuard key %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".wgkey-*")
-	if err != nil {
-		return false, fmt.Errorf("write WireGuard key %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(k.String() + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("write WireGuard key %s: %w", path, err)
-	}
-	err = os.Link(tmp.Name(), path)
+	err := fsutil.WriteFileNew(path, []byte(k.String()+"\n"), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}

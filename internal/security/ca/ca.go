@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/warren-project/warren/internal/fsutil"
 )
 
 const (
@@ -162,7 +164,7 @@ func (c *CA) Save(dir string) error {
 			return err
 		}
 		// The key goes first: if it loses a race we have not yet replaced ca.crt.
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600, false); err != nil {
+		if err := fsutil.WriteFileNew(keyPath, keyPEM, 0o600); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("ca: %s already exists; refusing to overwrite a root key: %w", keyPath, fs.ErrExist)
 			}
@@ -170,8 +172,8 @@ func (c *CA) Save(dir string) error {
 		}
 	}
 	certPath := filepath.Join(dir, CertFile)
-	if err := writeFileAtomic(certPath, c.certPEM, 0o644, true); err != nil {
-		return fmt.Errorf("ca: write %s: %w", certPath, err)
+	if err := fsutil.WriteFileAtomic(certPath, c.certPEM, 0o644); err != nil {
+		return fmt.Errorf("ca: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/warren-project/warren/internal/fsutil"
 )
 
 // KeyPair is a node's current certificate and key. TLS configs read it at
@@ -80,11 +82,11 @@ func SaveKeyPair(dir, name string, certPEM, keyPEM []byte) error {
 		return err
 	}
 	keyPath, certPath := filepath.Join(dir, name+".key"), filepath.Join(dir, name+".crt")
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600, true); err != nil {
-		return fmt.Errorf("ca: write %s: %w", keyPath, err)
+	if err := fsutil.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("ca: %w", err)
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644, true); err != nil {
-		return fmt.Errorf("ca: write %s: %w", certPath, err)
+	if err := fsutil.WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return fmt.Errorf("ca: %w", err)
 	}
 	return nil
 }

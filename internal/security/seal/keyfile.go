@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/warren-project/warren/internal/fsutil"
 )
 
 // ErrDamagedKey says the data key file exists but cannot be used. It is
@@ -73,7 +75,7 @@ func createKey(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("seal: random data key: %w", err)
 	}
-	err := writeNew(path, key)
+	err := fsutil.WriteFileNew(path, key, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return readKey(path) // another process made it first: use theirs
 	}
@@ -81,41 +83,4 @@ func createKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("seal: write data key %s: %w", path, err)
 	}
 	return key, nil
-}
-
-// writeNew writes data to a temporary file, syncs it, and links it to
-// path, which must not exist: a reader never sees a partial key, and a
-// link, unlike a rename, never replaces a file that appeared meanwhile.
-func writeNew(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	// Chmod before writing, so the key is never readable by others.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync() // the link survives a power loss
 }
