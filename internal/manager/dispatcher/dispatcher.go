@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/keylock"
 	"github.com/warren-project/warren/internal/security/seal"
 	"github.com/warren-project/warren/internal/state"
 )
@@ -115,7 +116,7 @@ type Dispatcher struct {
 	store     *state.MemoryStore
 	cfg       Config
 	log       *slog.Logger
-	nodeLocks keyedMutex
+	nodeLocks keylock.Map // node status writes (register, mark down): the heartbeat check and the write it decides are one step
 	logs      *logBroker
 	execs     *execBroker
 	maps      *mapCast
@@ -233,27 +234,4 @@ func (d *Dispatcher) armKnownNodes(tm *term) {
 	for _, id := range ready {
 		tm.hb.beat(id)
 	}
-}
-
-// keyedMutex serialises work per key. Node status writes (register, mark
-// down) hold it so that the check of the in-memory heartbeat and the store
-// write it decides are one step.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*sync.Mutex{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		k.locks[key] = l
-	}
-	k.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }

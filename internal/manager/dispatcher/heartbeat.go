@@ -95,7 +95,7 @@ func (d *Dispatcher) markDown(tm *term, nodeID string) {
 	if ctx.Err() != nil {
 		return // stopping
 	}
-	unlock := d.nodeLocks.lock(nodeID)
+	unlock := d.nodeLocks.Lock(nodeID)
 	defer unlock()
 	if tm.hb.alive(nodeID) {
 		return // it registered again while this expiry waited for the lock

@@ -173,7 +173,7 @@ func (d *Dispatcher) register(ctx context.Context, tm *term, reg *api.RegisterRe
 	if !known {
 		return status.Errorf(codes.NotFound, "node %s is not part of this cluster", nodeID)
 	}
-	unlock := d.nodeLocks.lock(nodeID)
+	unlock := d.nodeLocks.Lock(nodeID)
 	defer unlock()
 	tm.hb.beat(nodeID)
 	err := d.store.Update(ctx, func(tx state.Tx) error {

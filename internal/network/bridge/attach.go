@@ -62,7 +62,7 @@ func (b *Bridge) Attach(ctx context.Context, o AttachOptions) (Attachment, error
 	if err != nil {
 		return Attachment{}, fmt.Errorf("attach task %s: %w", o.TaskID, err)
 	}
-	defer b.tasks.lock(o.TaskID)()
+	defer b.tasks.Lock(o.TaskID)()
 	a := b.attachment(o)
 	if err := os.MkdirAll(b.cfg.Dir, 0o755); err != nil {
 		return Attachment{}, fmt.Errorf("attach task %s: create namespace directory: %w", o.TaskID, err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"github.com/warren-project/warren/internal/keylock"
 	"github.com/warren-project/warren/internal/network/ipam"
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +60,7 @@ type Config struct {
 type Bridge struct {
 	cfg   Config
 	log   *slog.Logger
-	tasks keyedMutex // serialises Attach and Detach of one task
+	tasks keylock.Map // serialises Attach and Detach of one task
 }
 
 // New checks cfg and returns a Bridge; it touches nothing.

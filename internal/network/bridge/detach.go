@@ -15,7 +15,7 @@ func (b *Bridge) Detach(taskID string) error {
 	if err := checkTaskID(taskID); err != nil {
 		return fmt.Errorf("detach task %s: %w", taskID, err)
 	}
-	defer b.tasks.lock(taskID)()
+	defer b.tasks.Lock(taskID)()
 	if err := b.detach(taskID); err != nil {
 		return fmt.Errorf("detach task %s: %w", taskID, err)
 	}
