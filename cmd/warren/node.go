@@ -94,15 +94,20 @@ func (c *cli) listNodes(cmd *cobra.Command, f format) error {
 // manager sees it: "Leader", "Reachable" or "Unreachable"; nothing for a
 // worker, or for a manager that is not (yet) a Raft member.
 func managerStatus(n *api.Node, raft *api.RaftInfo) string {
-	if !n.IsManager() {
-		return ""
-	}
-	for _, s := range raft.GetServers() {
-		if s.GetId() == n.GetId() {
-			return raftServerStatus(s, raft)
-		}
+	if s := raftServer(raft, n.GetId()); s != nil && n.IsManager() {
+		return raftServerStatus(s, raft)
 	}
 	return ""
+}
+
+// raftServer is Raft member id, nil when it is none.
+func raftServer(raft *api.RaftInfo, id string) *api.RaftServer {
+	for _, s := range raft.GetServers() {
+		if s.GetId() == id {
+			return s
+		}
+	}
+	return nil
 }
 
 // roleWord is the node's role, and the one it is moving to during a

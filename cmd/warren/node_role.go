@@ -144,12 +144,7 @@ func nodeAndRaft(ctx context.Context, cl *client.Client, ref string) (*api.Node,
 
 // roleStep says where a role change stands, and whether it is over.
 func roleStep(n *api.Node, raft *api.RaftInfo, rc roleChange) (string, bool) {
-	var voter *api.RaftServer
-	for _, s := range raft.GetServers() {
-		if s.GetId() == n.GetId() {
-			voter = s
-		}
-	}
+	voter := raftServer(raft, n.GetId())
 	switch {
 	case n.GetSpec().GetRole() != rc.role:
 		return "the role asked for changed again: " + enumName(n.GetSpec().GetRole(), "NODE_ROLE_"), true

@@ -6,6 +6,13 @@ import (
 	"github.com/warren-project/warren/api"
 )
 
+// learn passes on what a session says of the cluster: the managers and
+// the node's role. A session says it first, and again when the role changes.
+func (a *Agent) learn(info *api.SessionInfo) {
+	a.learnManagers(info)
+	a.learnRole(info)
+}
+
 // learnManagers passes the managers a session names to Config.OnManagers,
 // so the node can fail over to them when this one goes. An empty list says
 // nothing (an older manager, or one that does not know), so it is not passed.

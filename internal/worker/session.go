@@ -45,8 +45,7 @@ func (a *Agent) session(ctx context.Context) (established bool, err error) {
 	}
 	log := a.log.With("session.id", info.GetSessionId())
 	log.Info("session started", "heartbeat.period", period)
-	a.learnManagers(info)
-	a.learnRole(info)
+	a.learn(info)
 
 	// The manager may have missed reports while there was no session.
 	a.rep.resendAll()
@@ -90,8 +89,7 @@ func (a *Agent) receiveLoop(stream api.Dispatcher_SessionClient) error {
 			continue
 		}
 		if info := msg.GetSession(); info != nil {
-			a.learnManagers(info)
-			a.learnRole(info)
+			a.learn(info)
 			continue
 		}
 		if m := msg.GetNetworkMap(); m != nil {
