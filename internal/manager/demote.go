@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -95,10 +95,8 @@ func isDemotedRefusal(err error) bool {
 // out of it while it was away, still needs its session, which the leader's
 // dispatcher serves (the others refuse, and the agent tries the next).
 type agentFallback struct {
-	mu   sync.Mutex
-	next int
-	addr string
-	conn *grpc.ClientConn
+	next atomic.Uint64
+	conn peerConn
 }
 
 // dial connects to the next manager other than this one.
@@ -107,32 +105,12 @@ func (f *agentFallback) dial(m *Manager, cause error) (api.DispatcherClient, err
 	if len(addrs) == 0 {
 		return nil, cause
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	addr := addrs[f.next%len(addrs)]
-	f.next++
-	if f.conn == nil || f.addr != addr {
-		f.closeLocked()
-		conn, err := m.dialPeer(addr)
-		if err != nil {
-			return nil, fmt.Errorf("%v; and manager %s: %w", cause, addr, err)
-		}
-		f.addr, f.conn = addr, conn
+	addr := addrs[(f.next.Add(1)-1)%uint64(len(addrs))]
+	conn, err := f.conn.to(addr, m.dialPeer)
+	if err != nil {
+		return nil, fmt.Errorf("%v; and manager %s: %w", cause, addr, err)
 	}
-	return api.NewDispatcherClient(f.conn), nil
-}
-
-func (f *agentFallback) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closeLocked()
-}
-
-func (f *agentFallback) closeLocked() {
-	if f.conn != nil {
-		_ = f.conn.Close()
-		f.conn, f.addr = nil, ""
-	}
+	return api.NewDispatcherClient(conn), nil
 }
 
 // agentDial reaches the leader's dispatcher for this node's agent: in

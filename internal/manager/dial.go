@@ -3,6 +3,7 @@ package manager
 import (
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +35,45 @@ func (m *Manager) dialPeer(addr string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("manager at %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// peerConn is one kept connection to another manager, redialled when the
+// manager to reach changes.
+type peerConn struct {
+	mu   sync.Mutex
+	addr string
+	conn *grpc.ClientConn
+}
+
+// to is a connection to addr: the kept one, or a new one made with dial in
+// its place.
+func (p *peerConn) to(addr string, dial func(string) (*grpc.ClientConn, error)) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil && p.addr == addr {
+		return p.conn, nil
+	}
+	p.closeLocked()
+	conn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	p.addr, p.conn = addr, conn
+	return conn, nil
+}
+
+// close drops the kept connection.
+func (p *peerConn) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeLocked()
+}
+
+func (p *peerConn) closeLocked() {
+	if p.conn != nil {
+		_ = p.conn.Close()
+		p.conn, p.addr = nil, ""
+	}
 }
 
 // peerConnectParams redial a manager that came back within a second or so,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,11 +16,8 @@ import (
 // forwarded writes and its own agent's session. It follows the leader:
 // a call after the leader changed dials the new one.
 type leaderConn struct {
-	m *Manager
-
-	mu   sync.Mutex
-	addr string
-	conn *grpc.ClientConn
+	m    *Manager
+	conn peerConn
 }
 
 // errNoLeaderKnown: no leader, or one whose API address is not in the state.
@@ -44,21 +40,7 @@ func (l *leaderConn) get(ctx context.Context) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn != nil && l.addr == addr {
-		return l.conn, nil
-	}
-	if l.conn != nil {
-		_ = l.conn.Close()
-		l.conn = nil
-	}
-	conn, err := l.m.dialPeer(addr)
-	if err != nil {
-		return nil, err
-	}
-	l.addr, l.conn = addr, conn
-	return conn, nil
+	return l.conn.to(addr, l.m.dialPeer)
 }
 
 // client is the leader's RaftMembership service.
@@ -98,16 +80,7 @@ func (l *leaderConn) waitLeaderAPI(ctx context.Context) (string, error) {
 }
 
 // forget drops the connection, so that the next call looks the leader up.
-func (l *leaderConn) forget() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn != nil {
-		_ = l.conn.Close()
-		l.conn, l.addr = nil, ""
-	}
-}
-
-func (l *leaderConn) close() { l.forget() }
+func (l *leaderConn) forget() { l.conn.close() }
 
 // electionWait is how long a manager waits for a leader before it calls
 // quorum lost: a few election timeouts.

@@ -130,7 +130,7 @@ func (m *Manager) run(ctx context.Context) (err error) {
 		return err
 	}
 	m.leader = &leaderConn{m: m}
-	onStop(m.leader.close)
+	onStop(m.leader.forget)
 	rctx, stopRenewal := context.WithCancel(ctx)
 	go m.renewOwnCertificate(rctx)
 	onStop(stopRenewal)

@@ -328,7 +328,7 @@ func (m *Manager) startAgent(ctx context.Context, onStop func(func())) error {
 		agent.Stop()
 		<-done
 		conn.Close()
-		m.fallback.close()
+		m.fallback.conn.close()
 	})
 	return nil
 }
