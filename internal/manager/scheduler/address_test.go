@@ -70,3 +70,28 @@ func TestSchedulerAssignsOverlayAddresses(t *testing.T) {
 		return strings.Contains(tx.GetTask("other-1").GetStatus().GetMessage(), "no overlay network")
 	})
 }
+
+// A node whose block is full is passed over, though it runs none of the
+// service's tasks: the task goes to a node with a free address.
+func TestSchedulerSkipsNodesWithFullBlocks(t *testing.T) {
+	store := state.NewTestStore()
+	full, roomy := mkNode("a-full"), mkNode("b-roomy")
+	full.Network.Block = "10.200.7.0/29" // five addresses, all held below
+	roomy.Network.Block = "10.200.8.0/24"
+	create(t, store, full, roomy)
+	for i := range 5 {
+		tk := mkTask("other-"+string(rune('0'+i)), "other", running("a-full"))
+		tk.Address = "10.200.7." + string(rune('2'+i))
+		create(t, store, tk)
+	}
+	// More tasks than the full node: spreading alone would pick a-full.
+	for i := range 7 {
+		create(t, store, mkTask("mine-"+string(rune('0'+i)), "mine", running("b-roomy")))
+	}
+	create(t, store, mkTask("web-1", "web"))
+	startScheduler(t, store, testConfig())
+	waitFor(t, store, "web-1 assigned to the node with room", func(tx state.ReadTx) bool {
+		tk := tx.GetTask("web-1")
+		return tk.GetNodeId() == "b-roomy" && tk.GetAddress() != ""
+	})
+}

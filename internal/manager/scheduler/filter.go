@@ -2,9 +2,11 @@ package scheduler
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/network/ipam"
 )
 
 // resources is a CPU and memory amount: plain integers, since the inner
@@ -25,10 +27,16 @@ type nodeInfo struct {
 	reserved  resources
 	tasks     int
 	byService map[string]int
+	// freeAddrs is how many overlay addresses its block has left.
+	freeAddrs int
 }
 
 func newNodeInfo(n *api.Node) *nodeInfo {
-	return &nodeInfo{node: n, capacity: resourcesOf(n.GetDescription().GetResources()), byService: map[string]int{}}
+	ni := &nodeInfo{node: n, capacity: resourcesOf(n.GetDescription().GetResources()), byService: map[string]int{}}
+	if block, err := netip.ParsePrefix(n.GetNetwork().GetBlock()); err == nil {
+		ni.freeAddrs = ipam.TaskAddresses(block)
+	}
+	return ni
 }
 
 func (n *nodeInfo) add(serviceID string, r resources) {
@@ -65,7 +73,7 @@ type filter interface {
 // newFilters returns the pipeline in order: a node is counted against the
 // first filter it fails.
 func newFilters() []filter {
-	return []filter{&readyFilter{}, &availabilityFilter{}, overlayFilter{}, &constraintFilter{}, &memoryFilter{}, &cpuFilter{}, &maxPerNodeFilter{}}
+	return []filter{&readyFilter{}, &availabilityFilter{}, overlayFilter{}, &constraintFilter{}, &memoryFilter{}, &cpuFilter{}, &maxPerNodeFilter{}, addressFilter{}}
 }
 
 func nodes(n int) string {
@@ -107,6 +115,20 @@ func (overlayFilter) Check(_ *taskInfo, n *nodeInfo) bool {
 }
 func (overlayFilter) Explain(k int) string {
 	return "no overlay network (started with --overlay=false, or the cluster subnet is full) on " + nodes(k)
+}
+
+// addressFilter keeps nodes whose block has an overlay address left for
+// a task on the overlay: a full node must not win the placement (by
+// spreading, say) and leave the task pending while others have room.
+type addressFilter struct{}
+
+func (addressFilter) SetTask(t *taskInfo) bool { return t.overlay }
+func (addressFilter) Static() bool             { return false }
+func (addressFilter) Check(_ *taskInfo, n *nodeInfo) bool {
+	return n.freeAddrs > 0
+}
+func (addressFilter) Explain(k int) string {
+	return "no free address in the overlay block of " + nodes(k)
 }
 
 // constraintFilter remembers which constraints failed, so the explanation

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/warren-project/warren/api"
+	"github.com/warren-project/warren/internal/manager/allocator"
 )
 
 // Decision is where one task goes, or why it cannot go anywhere.
@@ -63,10 +64,15 @@ func newScheduling(nodes []*api.Node, tasks []*api.Task, pending []*api.Task) *s
 	}
 	for _, t := range tasks {
 		n := s.byID[t.GetNodeId()]
-		if n == nil || placing[t.GetId()] || !holdsResources(t) {
+		if n == nil || placing[t.GetId()] {
 			continue
 		}
-		n.add(t.GetServiceId(), resourcesOf(t.GetSpec().GetResources().GetReservations()))
+		if allocator.HoldsAddress(t) {
+			n.freeAddrs--
+		}
+		if holdsResources(t) {
+			n.add(t.GetServiceId(), resourcesOf(t.GetSpec().GetResources().GetReservations()))
+		}
 	}
 	return s
 }
@@ -146,6 +152,9 @@ func (s *scheduling) placeEach(g *group, cands []*nodeInfo, dynamic []int, fails
 			return
 		}
 		cands[best].add(g.info.serviceID, g.info.need)
+		if g.info.overlay {
+			cands[best].freeAddrs--
+		}
 		same[best]++
 		out[idx].NodeID = cands[best].node.GetId()
 	}

@@ -107,6 +107,12 @@ func TaskAddress(block netip.Prefix, used map[netip.Addr]bool, prev netip.Addr) 
 	return a, nil
 }
 
+// TaskAddresses is how many task addresses block holds: all but the
+// network address, the gateway and the broadcast address.
+func TaskAddresses(block netip.Prefix) int {
+	return 1<<(32-block.Bits()) - 3
+}
+
 // VIP returns a free virtual IP of pool, searching after prev.
 func VIP(pool netip.Prefix, used map[netip.Addr]bool, prev netip.Addr) (netip.Addr, error) {
 	a, err := scan(pool.Masked().Addr().Next(), Broadcast(pool).Prev(), used, prev)
