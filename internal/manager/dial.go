@@ -1,17 +1,12 @@
 package manager
 
 import (
-	"fmt"
-	"net"
 	"sync"
 	"time"
 
+	"github.com/warren-project/warren/internal/security/join"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
-
-	"github.com/warren-project/warren/internal/security/ca"
 )
 
 // dialPeer connects to another manager's API with this manager's
@@ -23,18 +18,7 @@ import (
 //   - A peer that came back is redialled within a second or so, instead
 //     of after gRPC's default backoff of up to two minutes.
 func (m *Manager) dialPeer(addr string) (*grpc.ClientConn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("manager API address %q: %w", addr, err)
-	}
-	tlsCfg := ca.ClientTLSConfig(m.creds.CA.Pool(), m.creds.Cert.Certificate, host)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
-		peerConnectParams)
-	if err != nil {
-		return nil, fmt.Errorf("manager at %s: %w", addr, err)
-	}
-	return conn, nil
+	return join.DialManager(addr, m.creds.CA.Pool(), m.creds.Cert.Certificate, peerConnectParams)
 }
 
 // peerConn is one kept connection to another manager, redialled when the
@@ -78,7 +62,7 @@ func (p *peerConn) closeLocked() {
 
 // peerConnectParams redial a manager that came back within a second or so,
 // instead of after gRPC's default backoff of up to two minutes.
-var peerConnectParams = grpc.WithConnectParams(grpc.ConnectParams{
+var peerConnectParams = grpc.ConnectParams{
 	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 	MinConnectTimeout: 5 * time.Second,
-})
+}

@@ -100,7 +100,7 @@ func (b *lockedBuffer) String() string {
 func startProbes(t *testing.T, interval time.Duration) *probeHarness {
 	h := &probeHarness{p: &peerProbes{interval: interval}, targets: map[string]string{}}
 	h.p.start(slog.New(slog.NewTextHandler(&h.logs, nil)), func(addr string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), peerConnectParams)
+		return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(peerConnectParams))
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

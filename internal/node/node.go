@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/hostinfo"
@@ -288,27 +285,11 @@ func startAddrs(configured, file string, joined []string, log *slog.Logger) []st
 // connectTimeout bounds one attempt to connect to a manager.
 const connectTimeout = 5 * time.Second
 
-// dialManager connects over mutual TLS, trusting only the cluster CA.
+// dialManager connects over mutual TLS, trusting only the cluster CA. A
+// manager that does not answer (a dead host) must not hold the node for
+// gRPC's default 20 s: the pool moves on to the next one.
 func dialManager(addr string, root *ca.CA, kp *ca.KeyPair) (*grpc.ClientConn, error) {
-	if addr == "" {
-		return nil, errors.New("no manager address known: pass the manager's address")
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("manager address %q: %w", addr, err)
-	}
-	tlsCfg := ca.ClientTLSConfig(root.Pool(), kp.Certificate, host)
-	// A manager that does not answer (a dead host) must not hold the node
-	// for gRPC's default 20 s: the pool moves on to the next one.
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = connectTimeout
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: connectTimeout}),
-		// Pings on the session's connection notice a manager whose host died
-		// or was cut off within 15 s (managers allow pings every 5 s).
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
-	if err != nil {
-		return nil, fmt.Errorf("manager %s: %w", addr, err)
-	}
-	return conn, nil
+	return join.DialManager(addr, root.Pool(), kp.Certificate, grpc.ConnectParams{Backoff: bo, MinConnectTimeout: connectTimeout})
 }
