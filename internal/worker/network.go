@@ -7,6 +7,7 @@ import (
 
 	"github.com/warren-project/warren/api"
 	"github.com/warren-project/warren/internal/runtime"
+	"github.com/warren-project/warren/internal/spec"
 )
 
 // Network is the node's overlay as the agent drives it (an
@@ -32,7 +33,7 @@ var errNoOverlay = errors.New("this node runs without the overlay network (start
 
 // onOverlay tells whether task t's container lives on the overlay.
 func onOverlay(t *api.Task) bool {
-	return t.GetAddress() != "" && t.GetSpec().GetContainer().GetNetwork() == ""
+	return t.GetAddress() != "" && t.GetSpec().GetContainer().GetNetwork() == spec.NetworkOverlay
 }
 
 // attach gives an overlay task its namespace, to put in its container spec.

@@ -122,7 +122,8 @@ func rawArchive(t *testing.T, man Manifest, ms []member) []byte {
 	return buf.Bytes()
 }
 
-// partsOf returns the manifest and members Write would make of b.
+// partsOf returns the members Write would make of b, with a minimal
+// manifest (version "test", no counts, time or checksums).
 func partsOf(t *testing.T, b *Backup) (Manifest, []member) {
 	t.Helper()
 	state, err := proto.Marshal(b.State)
