@@ -413,3 +413,27 @@ func TestDeposedLeaderStopsItsPipeline(t *testing.T) {
 		t.Fatalf("a session with the new leader: %v", err)
 	}
 }
+
+// The founder restarted while another manager leads comes back as a
+// follower with the state it had: it must not take the cluster it made
+// for missing while its log is still being replayed.
+func TestFounderRestartsAsFollower(t *testing.T) {
+	ms := joinManagers(t, 3)
+	founder := ms[0]
+	if founder.raft.IsLeader() {
+		if err := founder.raft.Raft.LeadershipTransfer().Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createService(t, ms[1].localClient(t), "web", 0)
+	cfg := founder.cfg
+	founder.stop()
+	again := startManagerWith(t, founder.dir, founder.exec, func(c *Config) {
+		c.ListenAddr, c.RaftAddr, c.RESTAddr = cfg.ListenAddr, cfg.RaftAddr, cfg.RESTAddr
+	})
+	var ok bool
+	again.store.View(func(tx state.ReadTx) { _, err := tx.LookupService("web"); ok = err == nil && tx.GetCluster() != nil })
+	if !ok {
+		t.Fatal("the restarted founder was ready without the cluster's state")
+	}
+}

@@ -297,11 +297,14 @@ func (m *Manager) waitLeaderAtStart(ctx context.Context) error {
 	}
 }
 
-// waitReplicated waits, on a manager that joined, until the replicated
-// state has reached it (the cluster and its own node): only the founder
-// creates them.
+// waitReplicated waits, on a follower, until the replicated state has
+// reached it (the cluster and its own node), before start-up looks at it.
+// A follower may know the leader from a heartbeat before it knows what is
+// committed, and a restarted founder that sees no cluster would create it
+// again. A leader's state is complete once WaitApplied's barrier passed;
+// only there may the founder find the cluster still to be made.
 func (m *Manager) waitReplicated(ctx context.Context) error {
-	if m.creds.Founder {
+	if m.raft.IsLeader() {
 		return nil
 	}
 	ok := m.store.WaitUntil(ctx, func(tx state.ReadTx) bool {
